@@ -1,0 +1,32 @@
+"""cavity-eliashberg physics: grid, gap equation, baths, collision operators."""
+
+import jax as _jax
+
+_jax.config.update("jax_enable_x64", True)
+
+from ._distributions import bose as bose  # noqa: E402
+from ._distributions import fermi as fermi  # noqa: E402
+from ._errors import CavityEliashbergError as CavityEliashbergError  # noqa: E402
+from ._errors import GridError as GridError  # noqa: E402
+from ._errors import ParameterError as ParameterError  # noqa: E402
+from ._errors import PhysicsWarning as PhysicsWarning  # noqa: E402
+from ._gap import equilibrium_gap as equilibrium_gap  # noqa: E402
+from ._gap import gap as gap  # noqa: E402
+from ._gap import gap_function as gap_function  # noqa: E402
+from ._gap import thermal_distribution as thermal_distribution  # noqa: E402
+from ._grid import Grid as Grid  # noqa: E402
+from ._grid import to_energy as to_energy  # noqa: E402
+from ._baths import AbstractBath as AbstractBath  # noqa: E402
+from ._baths import ClassicalDrive as ClassicalDrive  # noqa: E402
+from ._baths import MultimodeCavity as MultimodeCavity  # noqa: E402
+from ._baths import Phonons as Phonons  # noqa: E402
+from ._baths import SingleModeCavity as SingleModeCavity  # noqa: E402
+from ._baths import TabulatedBath as TabulatedBath  # noqa: E402
+from ._collision import bath_bilinear as bath_bilinear  # noqa: E402
+from ._collision import collision as collision  # noqa: E402
+from ._collision import relaxation as relaxation  # noqa: E402
+from ._model import Model as Model  # noqa: E402
+from ._profiles import AbstractProfile as AbstractProfile  # noqa: E402
+from ._profiles import GaussianPulse as GaussianPulse  # noqa: E402
+from ._profiles import Ramp as Ramp  # noqa: E402
+from ._profiles import Step as Step  # noqa: E402

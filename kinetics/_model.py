@@ -1,0 +1,198 @@
+"""One physical situation: grid, quasiparticle temperature, relaxation, baths.
+
+The kinetic equation (paper eq. (6), physics.md section 4):
+
+    d n(xi, t) / dt = sum_b I_b[n; Delta(t)](xi) - (n - n_F(E_xi / T_qp)) / tau_in,
+    Delta(t) = Delta[n(., t)]   (solved at every evaluation)
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._baths import AbstractBath, ClassicalDrive, MultimodeCavity, SingleModeCavity, _check_param, _param
+from ._collision import bath_bilinear, relaxation
+from ._errors import GridError, ParameterError, PhysicsWarning
+from ._gap import equilibrium_gap_on, gap, gap_function_dn, gap_function_ddelta, thermal_distribution
+from ._grid import Grid
+from ._profiles import bounds_of
+
+
+def _as_baths(baths) -> tuple[AbstractBath, ...]:
+    if isinstance(baths, AbstractBath):
+        baths = (baths,)
+    if not isinstance(baths, Sequence):
+        raise ParameterError(
+            f"Model.baths must be a bath or a sequence of baths; got {type(baths).__name__}."
+        )
+    for k, b in enumerate(baths):
+        if not isinstance(b, AbstractBath):
+            raise ParameterError(
+                f"Model.baths[{k}] must be a bath (MultimodeCavity, SingleModeCavity, "
+                f"TabulatedBath, Phonons, ClassicalDrive); got {type(b).__name__}."
+            )
+    return tuple(baths)
+
+
+class Model(eqx.Module):
+    """One physical situation (physics.md sections 1-4).
+
+    **Main arguments:**
+
+    - `t_qp`: quasiparticle (and relaxation-bath) temperature T_qp [T_c], > 0.
+    - `tau_in`: inelastic relaxation time [hbar/(k_B T_c)], > 0, or None to drop
+      the relaxation-time term (e.g. when a `Phonons` bath is present).
+    - `baths`: a bath or a sequence of baths.
+
+    **Other arguments:**
+
+    - `grid`: the xi grid (default `Grid()`).
+    """
+
+    t_qp: float = eqx.field(converter=_param)
+    tau_in: float | None = eqx.field(converter=lambda x: None if x is None else _param(x))
+    baths: tuple[AbstractBath, ...] = eqx.field(converter=_as_baths, default=())
+    grid: Grid = Grid()
+
+    def __check_init__(self):
+        if not isinstance(self.grid, Grid):
+            raise ParameterError(f"Model.grid must be a kinetics.Grid; got {type(self.grid).__name__}.")
+        _check_param("Model", "t_qp", self.t_qp, minimum=0.0, strict=True, unit="[T_c]")
+        if self.tau_in is not None:
+            _check_param("Model", "tau_in", self.tau_in, minimum=0.0, strict=True, unit="[hbar/(k_B T_c)]")
+        if self.tau_in is None and not self.baths:
+            raise ParameterError(
+                "Model needs at least one bath or a relaxation time tau_in; got neither."
+            )
+        if isinstance(self.t_qp, jax.core.Tracer):
+            return
+        self.grid.check_reaches(float(self.t_qp), "t_qp")
+        self._check_baths_on_grid()
+
+    def _check_baths_on_grid(self):
+        grid = self.grid
+        largest_step = float(np.max(grid.spacing))
+        for k, b in enumerate(self.baths):
+            t_max = b.max_temperature()
+            if self.grid.xi_max < 20.0 * t_max:
+                warnings.warn(
+                    f"baths[{k}] ({type(b).__name__}) has temperature up to {t_max:g} but the "
+                    f"grid ends at xi_max = {grid.xi_max:g}: absorption into states beyond the "
+                    f"grid is lost. Use xi_max >= {20 * t_max:g}.",
+                    PhysicsWarning,
+                    stacklevel=4,
+                )
+            if isinstance(b, (MultimodeCavity, SingleModeCavity)):
+                w0 = bounds_of(b.omega0)[0]
+                if w0 <= largest_step:
+                    raise GridError(
+                        f"baths[{k}].omega0 = {w0:g} is not larger than the largest grid spacing "
+                        f"{largest_step:g}: the cavity threshold cannot be resolved. Increase "
+                        f"Grid.n or lower Grid.xi_max."
+                    )
+                if w0 < 4 * largest_step:
+                    warnings.warn(
+                        f"baths[{k}].omega0 = {w0:g} spans fewer than 4 grid cells at high "
+                        f"energy (spacing up to {largest_step:g}): kinks at omega0 +- Delta are "
+                        f"poorly resolved. Increase Grid.n.",
+                        PhysicsWarning,
+                        stacklevel=4,
+                    )
+            if isinstance(b, SingleModeCavity):
+                kap = bounds_of(b.kappa)[0]
+                if kap < 2 * largest_step:
+                    warnings.warn(
+                        f"baths[{k}].kappa = {kap:g} is narrower than two grid cells "
+                        f"({2 * largest_step:g}): the Lorentzian line is under-resolved. "
+                        f"Increase Grid.n or lower Grid.xi_max.",
+                        PhysicsWarning,
+                        stacklevel=4,
+                    )
+            if isinstance(b, ClassicalDrive) and b.line == "gaussian" and b.width > 0.1 * float(self.t_qp):
+                warnings.warn(
+                    f"baths[{k}].width = {b.width:g} is not small against T_qp = "
+                    f"{float(self.t_qp):g}: the line reaches processes a narrow drive would not.",
+                    PhysicsWarning,
+                    stacklevel=4,
+                )
+
+    # ---- equilibrium ----
+    @property
+    def delta0(self):
+        """Equilibrium gap Delta_0 = Delta(T_qp) on this model's grid [T_c]."""
+        return equilibrium_gap_on(self.grid, self.t_qp)
+
+    def thermal_state(self, delta=None):
+        """n_F(E_xi / T_qp) at gap `delta` (default Delta_0), shape (grid.n,)."""
+        delta = self.delta0 if delta is None else delta
+        return thermal_distribution(self.grid, delta, self.t_qp)
+
+    def gap(self, n, guess=None):
+        """Self-consistent Delta[n] [T_c] (differentiable)."""
+        return gap(self.grid, n, self.delta0 if guess is None else guess)
+
+    def jump_times(self) -> tuple[float, ...]:
+        """Times [hbar/(k_B T_c)] at which some bath parameter jumps."""
+        out: set[float] = set()
+        for b in self.baths:
+            out.update(b.jump_times())
+        return tuple(sorted(out))
+
+    # ---- right-hand side ----
+    def collision(self, n, delta, t=0.0):
+        """sum_b I_b[n; Delta](xi) at fixed Delta [rate, k_B T_c / hbar]."""
+        out = jnp.zeros_like(n)
+        for b in self.baths:
+            out = out + bath_bilinear(b, self.grid, delta, t).apply(n)
+        return out
+
+    def rhs_at_gap(self, t, n, delta):
+        """d n / d t at a given Delta (no self-consistency)."""
+        out = self.collision(n, delta, t)
+        if self.tau_in is not None:
+            out = out + relaxation(self.grid, n, delta, self.t_qp, self.tau_in)
+        return out
+
+    def rhs(self, t, n, guess=None):
+        """d n / d t of paper eq. (6) with Delta = Delta[n] solved self-consistently."""
+        return self.rhs_at_gap(t, n, self.gap(n, guess))
+
+    def jacobian(self, t, n, guess=None):
+        """Structured d(rhs)/dn, O(N^2): kernel terms + (dF/dDelta)(dDelta/dn)^T."""
+        delta = self.gap(n, guess)
+        nn = self.grid.n
+        jac = jnp.zeros((nn, nn))
+        for b in self.baths:
+            bil = bath_bilinear(b, self.grid, delta, t)
+            jac = jac + bil.jacobian(n)
+            if bil.diag is not None:
+                jac = jac + _tridiagonal_jacobian(bil.diag, n)
+        if self.tau_in is not None:
+            jac = jac - jnp.eye(nn) / self.tau_in
+        # rank-one term through the self-consistent gap
+        df_ddelta = jax.jvp(lambda d: self.rhs_at_gap(t, n, d), (delta,), (jnp.ones_like(delta),))[1]
+        dg_dd = gap_function_ddelta(self.grid, n, delta)
+        ddelta_dn = jnp.where(delta > 0, -gap_function_dn(self.grid, delta) / jnp.where(delta > 0, dg_dd, -1.0), 0.0)
+        return jac + df_ddelta[:, None] * ddelta_dn[None, :]
+
+
+def _tridiagonal_jacobian(f, n):
+    """Jacobian of a function whose output i depends on n_{i-1}, n_i, n_{i+1} only: 3 JVPs."""
+    nn = n.shape[0]
+    idx = jnp.arange(nn)
+    jac = jnp.zeros((nn, nn))
+    for k in range(3):
+        v = (idx % 3 == k).astype(n.dtype)
+        col = jax.jvp(f, (n,), (v,))[1]
+        # output i picks up the column j in {i-1, i, i+1} with j % 3 == k
+        for off in (-1, 0, 1):
+            j = idx + off
+            ok = (j >= 0) & (j < nn) & (j % 3 == k)
+            jac = jac.at[idx, jnp.clip(j, 0, nn - 1)].add(jnp.where(ok, col, 0.0))
+    return jac
