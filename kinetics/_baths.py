@@ -29,7 +29,7 @@ import numpy as np
 
 from ._distributions import thermal_occupation
 from ._errors import ParameterError, PhysicsWarning, check_finite
-from ._profiles import AbstractProfile, bounds_of, jumps_of, value_at
+from ._profiles import AbstractProfile, bounds_of, jumps_of, scale_parameter, value_at
 
 
 def _param(x):
@@ -117,6 +117,10 @@ class AbstractBath(eqx.Module):
     def temperature_parameter(self):
         """The stored temperature (number or profile)."""
 
+    @abc.abstractmethod
+    def scaled(self, factor):
+        """The same bath with its coupling multiplied by `factor` (J -> factor J)."""
+
 
 class MultimodeCavity(AbstractBath):
     """Planar multimode cavity, paper eq. (16):
@@ -153,6 +157,9 @@ class MultimodeCavity(AbstractBath):
 
     def temperature_parameter(self):
         return self.t_cav
+
+    def scaled(self, factor):
+        return eqx.tree_at(lambda b: b.eta, self, scale_parameter(self.eta, factor))
 
 
 class SingleModeCavity(AbstractBath):
@@ -192,6 +199,9 @@ class SingleModeCavity(AbstractBath):
 
     def temperature_parameter(self):
         return self.t_cav
+
+    def scaled(self, factor):
+        return eqx.tree_at(lambda b: b.eta, self, scale_parameter(self.eta, factor))
 
 
 class TabulatedBath(AbstractBath):
@@ -245,6 +255,9 @@ class TabulatedBath(AbstractBath):
     def temperature_parameter(self):
         return self.t_bath
 
+    def scaled(self, factor):
+        return eqx.tree_at(lambda b: b.scale, self, scale_parameter(self.scale, factor))
+
 
 class Phonons(AbstractBath):
     """Phonons of the film (Kaplan et al. 1976; Chang & Scalapino 1978):
@@ -282,6 +295,9 @@ class Phonons(AbstractBath):
 
     def temperature_parameter(self):
         return self.t_ph
+
+    def scaled(self, factor):
+        return eqx.tree_at(lambda b: b.tau0, self, scale_parameter(self.tau0, 1.0 / factor))
 
 
 class ClassicalDrive(AbstractBath):
@@ -340,6 +356,9 @@ class ClassicalDrive(AbstractBath):
 
     def temperature_parameter(self):
         return 0.0
+
+    def scaled(self, factor):
+        return eqx.tree_at(lambda b: b.power, self, scale_parameter(self.power, factor))
 
     def line_nodes(self, t):
         """Quadrature of the line: (centres [T_c], weights summing to P), shape (m,).

@@ -42,6 +42,9 @@ four matrix-vector products per bath: O(N^2) time and memory.
 
 from __future__ import annotations
 
+import functools
+
+import jax
 import jax.numpy as jnp
 
 from ._baths import AbstractBath, ClassicalDrive
@@ -52,29 +55,32 @@ _TINY = 1e-300
 
 
 class Bilinear:
-    """M_ij-weighted bracket coefficients of one bath: I = 2 [Ma 1 + Mc n + n (Mb 1 + Md n)] + diag."""
+    """One bath's discretized operator at fixed Delta, as a bilinear form in n:
+
+        I_i = 2 sum_j [ ma_ij + mb_ij n_i + mc_ij n_j + md_ij n_i n_j ] + diag(n)_i.
+
+    The four coefficient matrices are elementwise expressions of a few kernels, so
+    that ``apply`` is one fused pass over an N x N array (no matrix products).
+    """
 
     def __init__(self, ma, mb, mc, md, diag=None):
         self.ma, self.mb, self.mc, self.md = ma, mb, mc, md
         self.diag = diag  # callable n -> (N,) or None
 
     def apply(self, n):
-        out = self.ma.sum(axis=1) + self.mc @ n + n * (self.mb.sum(axis=1) + self.md @ n)
-        out = 2.0 * out
+        ni, nj = n[:, None], n[None, :]
+        out = 2.0 * jnp.sum(self.ma + self.mb * ni + (self.mc + self.md * ni) * nj, axis=1)
         if self.diag is not None:
             out = out + self.diag(n)
         return out
 
     def jacobian(self, n):
-        """d I / d n (without the diagonal-limit term), O(N^2)."""
-        jac = 2.0 * (self.mc + n[:, None] * self.md)
-        return jac + jnp.diag(2.0 * (self.mb.sum(axis=1) + self.md @ n))
-
-
-def _coherence(bath: AbstractBath, e_i, e_j, delta):
-    r = delta * delta / (e_i[:, None] * e_j[None, :])
-    plus, minus = 0.5 * (1.0 + r), 0.5 * (1.0 - r)
-    return (plus, minus) if bath.coupling == "current" else (minus, plus)
+        """d I / d n without the diagonal-limit term: O(N^2)."""
+        ni, nj = n[:, None], n[None, :]
+        jac = 2.0 * (self.mc + self.md * ni)
+        d = 2.0 * jnp.sum(self.mb + self.md * nj, axis=1)
+        idx = jnp.arange(n.shape[0])
+        return jac.at[idx, idx].add(d)
 
 
 def _index_of_energy(grid: Grid, e, delta):
@@ -84,30 +90,39 @@ def _index_of_energy(grid: Grid, e, delta):
     return jnp.where(above, grid.index_of(jnp.sqrt(arg)), -1.0)
 
 
-def _covered_fractions(grid: Grid, s_lo, s_hi):
-    """W_ij: covered fraction of hat function j for the support [s_lo_i, s_hi_i] (in index units)."""
-    c = jnp.arange(grid.n - 1, dtype=jnp.float64)[None, :]
-    a = jnp.clip(s_lo[:, None] - c, 0.0, 1.0)
-    b = jnp.clip(s_hi[:, None] - c, 0.0, 1.0)
-    b = jnp.maximum(a, b)
-    right = 0.5 * (b * b - a * a)  # hat of node c + 1 over [a, b] of cell c
-    left = (b - a) - right  # hat of node c
-    zeros = jnp.zeros((grid.n, 1))
-    return jnp.concatenate([left, zeros], axis=1) + jnp.concatenate([zeros, right], axis=1)
+def _fractions(n_points: int, x_lo, x_hi, node):
+    """Covered fraction of the hat function of `node` by the support [s_lo, s_hi].
 
-
-def _symmetrize(grid: Grid, m, m_reverse=None):
-    """Make every event carry one rate: w_i M_ij = w_j M'_ji (exact number balance).
-
-    Row i's product integration of the event (i, j) and row j's of the reverse
-    event (j, i) are two O(h^2) approximations of the same integral; using their
-    mean for both makes the scattering part conserve sum_j w_j n_j exactly and the
-    pair part remove quasiparticles in pairs. Returns (M, M') with M' the reverse.
+    x_lo = s_lo - node and x_hi = s_hi - node (index units, any broadcast shape).
+    The hat of node j lives on cells j - 1 (rising half) and j (falling half);
+    each contributes the exact integral of the hat over the covered part.
     """
-    w = jnp.asarray(grid.weights)[:, None]
-    m_reverse = m if m_reverse is None else m_reverse
-    s = 0.5 * (w * m + (w * m_reverse).T)
-    return s / w, s.T / w
+    a = jnp.clip(x_lo, 0.0, 1.0)
+    b = jnp.maximum(a, jnp.clip(x_hi, 0.0, 1.0))
+    left = (b - a) - 0.5 * (b * b - a * a)  # falling half, on cell `node`
+    a1 = jnp.clip(x_lo + 1.0, 0.0, 1.0)
+    b1 = jnp.maximum(a1, jnp.clip(x_hi + 1.0, 0.0, 1.0))
+    right = 0.5 * (b1 * b1 - a1 * a1)  # rising half, on cell `node - 1`
+    return jnp.where(node <= n_points - 2, left, 0.0) + jnp.where(node >= 1, right, 0.0)
+
+
+def _event_fractions(grid: Grid, s_lo, s_hi, s_lo_rev, s_hi_rev):
+    """Symmetrized covered fractions: every event (i, j) carries one rate.
+
+    Row i's product integration of the event (i, j) (support [s_lo_i, s_hi_i]) and
+    row j's of the reverse event (support [s_lo_rev_j, s_hi_rev_j] at node i) are
+    two O(h^2) approximations of the same integral. Using their mean, weighted so
+    that w_i M_ij = w_j M'_ji, makes scattering conserve sum_j w_j n_j exactly and
+    pair processes remove quasiparticles in pairs. Built without transposes (each
+    orientation is its own broadcast), so it fuses into one pass.
+    """
+    nn = grid.n
+    i = jnp.arange(nn, dtype=jnp.float64)
+    rows, cols = i[:, None], i[None, :]
+    w_hat = jnp.asarray(grid.weights / (grid.dxi_du * grid.du))  # 1 inside, 1/2 at the ends
+    own = _fractions(nn, s_lo[:, None] - cols, s_hi[:, None] - cols, cols)
+    rev = _fractions(nn, s_lo_rev[None, :] - rows, s_hi_rev[None, :] - rows, rows)
+    return 0.5 * (own + (w_hat[None, :] / w_hat[:, None]) * rev)
 
 
 def _thermal_bilinear(bath: AbstractBath, grid: Grid, delta, t, channels) -> Bilinear:
@@ -117,63 +132,75 @@ def _thermal_bilinear(bath: AbstractBath, grid: Grid, delta, t, channels) -> Bil
     lo, hi = bath.support(t)
     e_cap = 4.0 * grid.xi_max + 10.0  # beyond every state: keeps indices finite
     hi = jnp.minimum(hi, e_cap)
-    s_of = lambda x: _index_of_energy(grid, jnp.minimum(x, e_cap), delta)  # noqa: E731
-    # down-scattering: E' in [E - hi, E - lo]; the split at E' = E is a node exactly.
-    sd_lo = s_of(e - hi)
-    sd_hi = jnp.where(lo == 0, idx, s_of(e - lo))
-    su_lo = jnp.where(lo == 0, idx, s_of(e + lo))
-    su_hi = s_of(e + hi)
-    sp_lo = s_of(lo - e)
-    sp_hi = s_of(hi - e)
-    w_down = _covered_fractions(grid, sd_lo, sd_hi)
-    w_up = _covered_fractions(grid, su_lo, su_hi)
-    w_pair = _covered_fractions(grid, sp_lo, sp_hi)
 
-    c_scat, c_pair = _coherence(bath, e, e, delta)
+    def s_of(x):
+        return _index_of_energy(grid, jnp.minimum(x, e_cap), delta)
+
+    # down: E' in [E - hi, E - lo]; up: E' in [E + lo, E + hi]; pair: E' in [lo - E, hi - E].
+    # With lo = 0 the down/up split E' = E is the node itself, exactly.
+    sd_lo, sd_hi = s_of(e - hi), jnp.where(lo == 0, idx, s_of(e - lo))
+    su_lo, su_hi = jnp.where(lo == 0, idx, s_of(e + lo)), s_of(e + hi)
+    sp_lo, sp_hi = s_of(lo - e), s_of(hi - e)
+    w_down = _event_fractions(grid, sd_lo, sd_hi, su_lo, su_hi)
+    w_up = _event_fractions(grid, su_lo, su_hi, sd_lo, sd_hi)
+    w_pair = _event_fractions(grid, sp_lo, sp_hi, sp_lo, sp_hi)
+    if "scattering" not in channels:
+        w_down = w_up = jnp.zeros((nn, nn))
+    if "pair" not in channels:
+        w_pair = jnp.zeros((nn, nn))
+
+    r = delta * delta / (e[:, None] * e[None, :])
+    c_plus, c_minus = 0.5 * (1.0 + r), 0.5 * (1.0 - r)
+    c_scat, c_pair = (c_plus, c_minus) if bath.coupling == "current" else (c_minus, c_plus)
     jac = jnp.asarray(grid.dxi_du * grid.du)[None, :]
     om_s = jnp.abs(e[:, None] - e[None, :])
     om_p = e[:, None] + e[None, :]
+    w_s = w_down + w_up
 
     def kernel(w, om, coh):
         active = w > 0
         om_eval = jnp.where(active, om, 1.0)
-        return jnp.where(active, w * jac * coh * bath.spectral_density(om_eval, t), 0.0)
+        return jnp.where(active, jac * coh * bath.spectral_density(om_eval, t), 0.0)
 
-    m_down, m_up = _symmetrize(grid, kernel(w_down, om_s, c_scat), kernel(w_up, om_s, c_scat))
-    m_pair, _ = _symmetrize(grid, kernel(w_pair, om_p, c_pair))
-    if "scattering" not in channels:
-        m_down, m_up = jnp.zeros_like(m_down), jnp.zeros_like(m_up)
-    if "pair" not in channels:
-        m_pair = jnp.zeros_like(m_pair)
-
-    def occ(om, m):
-        ok = (m != 0) & (om > 0)
+    def occ(om, w):
+        ok = (w > 0) & (om > 0)  # 0 on the diagonal: its limit is the `diag` term
         return jnp.where(ok, bath.occupation(jnp.where(ok, om, 1.0), t), 0.0)
 
-    n_s = occ(om_s, m_down + m_up)  # 0 on the diagonal: its limit is added below
-    n_p = occ(om_p, m_pair)
-    m_s = m_down + m_up
+    k_s = kernel(w_s, om_s, c_scat)
+    k_p = kernel(w_pair, om_p, c_pair)
+    n_s, n_p = occ(om_s, w_s), occ(om_p, w_pair)
+    m_down, m_up, m_pair = w_down * k_s, w_up * k_s, w_pair * k_p
+    # brackets: down N (n'-n) - n (1-n'); up N (n'-n) + n' (1-n); pair N (1-n-n') - n n'
     ma = m_pair * n_p
-    mb = -m_s * n_s - m_down - m_pair * n_p
-    mc = m_s * n_s + m_up - m_pair * n_p
+    mb = -(m_down + m_up) * n_s - m_down - m_pair * n_p
+    mc = (m_down + m_up) * n_s + m_up - m_pair * n_p
     md = m_down - m_up - m_pair
 
     t_b = bath.temperature(t)
-    d_down = jnp.diagonal(m_down)
-    d_up = jnp.diagonal(m_up)
+    w = jnp.asarray(grid.weights)
+    wm = w * jnp.diagonal(m_down)  # = w_i M^u_ii (symmetrized)
 
     def diag(n):
-        # one-sided limit of N (n' - n) at Omega -> 0 for J(0) > 0 (see module docstring)
+        # Quasi-elastic events inside the cells next to node i (Omega -> 0, only for
+        # J(0) > 0): the one-sided limits of N (n' - n) - -+ n (1 - n') written as a
+        # flux between neighbouring nodes, so that number is conserved exactly and the
+        # thermal state (d ln x / dE = -1/T_b, x = n / (1 - n)) is a fixed point.
         nc = jnp.clip(n, _TINY, 1.0 - 1e-16)
         lx = jnp.log(nc) - jnp.log1p(-nc)
-        slope = jnp.diff(lx) / jnp.diff(e)  # d ln x / dE on each cell
+        slope = jnp.diff(lx) / jnp.diff(e)
+        a = wm * n * (1.0 - n)
+        flux = (a[:-1] + a[1:]) * (1.0 + t_b * slope)  # 2 * mean * (1 + T_b dlnx/dE)
         zero = jnp.zeros((1,))
-        below = jnp.concatenate([zero, slope])
-        above = jnp.concatenate([slope, zero])
-        q = t_b * n * (1.0 - n)
-        return 2.0 * (d_up * q * above - d_down * q * below)
+        return (jnp.concatenate([flux, zero]) - jnp.concatenate([zero, flux])) / w
 
     return Bilinear(ma, mb, mc, md, diag)
+
+
+def _symmetrize(grid: Grid, m):
+    """w_i M_ij = w_j M_ji for a materialized (sparse-built) matrix: see _event_fractions."""
+    w = jnp.asarray(grid.weights)[:, None]
+    s = 0.5 * (w * m + (w * m).T)
+    return s / w
 
 
 def _drive_bilinear(bath: ClassicalDrive, grid: Grid, delta, t, channels) -> Bilinear:
@@ -206,8 +233,8 @@ def _drive_bilinear(bath: ClassicalDrive, grid: Grid, delta, t, channels) -> Bil
         m_scat = deposit(m_scat, e - w_k, p_k, False)
         m_scat = deposit(m_scat, e + w_k, p_k, False)
         m_pair = deposit(m_pair, w_k - e, p_k, True)
-    m_scat, _ = _symmetrize(grid, m_scat)
-    m_pair, _ = _symmetrize(grid, m_pair)
+    m_scat = _symmetrize(grid, m_scat)
+    m_pair = _symmetrize(grid, m_pair)
     if "scattering" not in channels:
         m_scat = jnp.zeros_like(m_scat)
     if "pair" not in channels:
@@ -233,6 +260,7 @@ def bath_bilinear(bath: AbstractBath, grid: Grid, delta, t=0.0, channels=_CHANNE
     return _thermal_bilinear(bath, grid, delta, t, channels)
 
 
+@functools.partial(jax.jit, static_argnums=(1,), static_argnames=("channels",))
 def collision(bath: AbstractBath, grid: Grid, n, delta, t=0.0, channels=_CHANNELS):
     """I_b[n](xi_j) [rate, k_B T_c / hbar] at fixed gap `delta` [T_c], shape (grid.n,)."""
     return bath_bilinear(bath, grid, delta, t, channels).apply(n)

@@ -126,6 +126,7 @@ def _gap_solver(grid: Grid):
     return solve
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def gap(grid: Grid, n, guess=1.0):
     """Self-consistent gap Delta[n] [T_c]: the positive root of G(Delta; n), or 0.
 
@@ -137,6 +138,7 @@ def gap(grid: Grid, n, guess=1.0):
     return _gap_solver(grid)(jnp.asarray(n), jnp.asarray(guess, dtype=jnp.float64))
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def thermal_distribution(grid: Grid, delta, t):
     """n_F(E_xi / T) on the grid for gap `delta` and temperature `t` [T_c] (t >= 0)."""
     e = grid.energies(delta)
@@ -157,6 +159,7 @@ def equilibrium_gap_slope(grid: Grid, delta, t):
 _REFERENCE_GRID = Grid(n=3000, xi_max=80.0, core=2.0)
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def equilibrium_gap_on(grid: Grid, t):
     """Equilibrium BCS gap Delta(T) [T_c] as the root of G_eq on `grid` (JAX, traceable)."""
     f = functools.partial(equilibrium_gap_function, grid, t=t)

@@ -96,9 +96,9 @@ class Model(eqx.Module):
                         f"{largest_step:g}: the cavity threshold cannot be resolved. Increase "
                         f"Grid.n or lower Grid.xi_max."
                     )
-                if w0 < 4 * largest_step:
+                if w0 < 2 * largest_step:
                     warnings.warn(
-                        f"baths[{k}].omega0 = {w0:g} spans fewer than 4 grid cells at high "
+                        f"baths[{k}].omega0 = {w0:g} spans fewer than 2 grid cells at high "
                         f"energy (spacing up to {largest_step:g}): kinks at omega0 +- Delta are "
                         f"poorly resolved. Increase Grid.n.",
                         PhysicsWarning,

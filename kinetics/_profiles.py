@@ -98,6 +98,28 @@ class GaussianPulse(AbstractProfile):
         return (min(self.base, self.base + self.peak), max(self.base, self.base + self.peak))
 
 
+class Scaled(AbstractProfile):
+    """``factor * profile(t)`` (used to ramp a coupling in continuation)."""
+
+    profile: AbstractProfile
+    factor: float
+
+    def __call__(self, t):
+        return self.factor * self.profile(t)
+
+    def bounds(self):
+        lo, hi = self.profile.bounds()
+        return (min(lo * self.factor, hi * self.factor), max(lo * self.factor, hi * self.factor))
+
+    def jump_times(self):
+        return self.profile.jump_times()
+
+
+def scale_parameter(p, factor):
+    """A number or a profile multiplied by `factor`."""
+    return Scaled(p, factor) if isinstance(p, AbstractProfile) else p * factor
+
+
 def value_at(p, t):
     """Evaluate a parameter that is either a number or a profile at time t."""
     return p(t) if isinstance(p, AbstractProfile) else p

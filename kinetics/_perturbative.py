@@ -1,0 +1,434 @@
+"""Perturbative steady state (physics.md section 5; paper eqs. (14), (15), (17), (18)).
+
+To lowest order in the coupling, with Delta held at Delta_0 = Delta(T_qp), the steady
+state of the kinetic equation (paper eq. (6)) is
+
+    delta n(xi) = tau_in * sum_b I_b[n_F](xi),                                         (14)
+
+and the gap responds through the linearized gap equation (physics.md section 2):
+
+    GL:    delta Delta / Delta_0 = -(1 / (1 - T_qp)) integral_0^inf dxi delta n(xi) / E_xi
+    exact: delta Delta = 2 integral_0^inf dxi delta n(xi) / E_xi / (dG_eq/dDelta)(Delta_0).
+
+The GL form is *half* of the paper's eq. (18) as printed (physics.md section 2
+explains why: the paper's factor 2 is a normalization of its eq. (1)).
+
+Two independent implementations of eq. (14) live here:
+
+- ``perturbative_delta_n``: the operator form, tau_in * I_b[n_F] with the project's
+  discretized collision operator (``kinetics._collision``), on the model's xi grid (JAX);
+- ``literal_delta_n``: the paper's eq. (14) with eq. (15), implemented literally as a
+  1-D integral over the photon energy Omega for each quasiparticle energy E (numpy), by
+  adaptive Gauss-Legendre quadrature with every singularity removed analytically.
+  It shares no code with the collision operator and serves as its reference.
+
+Units: energies and temperatures in T_c, times in hbar/(k_B T_c); delta n is a
+dimensionless occupation.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import jax.numpy as jnp
+import numpy as np
+
+from ._baths import AbstractBath, ClassicalDrive, SingleModeCavity, TabulatedBath
+from ._collision import collision
+from ._errors import ParameterError, PhysicsWarning, check_nonnegative, check_positive
+from ._gap import equilibrium_gap_slope, gap_function_ddelta
+from ._profiles import value_at
+
+# ---------------------------------------------------------------------------------------
+# The literal eq. (14)/(15): reference quadrature (numpy)
+# ---------------------------------------------------------------------------------------
+
+_GL_ORDER = 20  # Gauss-Legendre points per panel
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(_GL_ORDER)
+_TAIL = 70.0  # the Omega range is cut where exp(-Omega / T) < exp(-70) ~ 4e-31
+_MAX_LEVELS = 60  # bisection levels of the adaptive quadrature
+_MIN_PANEL = 1e-13  # panels narrower than this (relative to their range) are accepted
+
+# The three terms of K(Omega, E) = f(Omega, E) + f(-Omega, E) - f(-Omega, -E):
+_DOWN, _UP, _PAIR = 0, 1, 2
+
+
+def _fermi(x):
+    """n_F(x) = 1 / (exp(x) + 1), written with exp(-|x|) (no overflow, exact tails)."""
+    e = np.exp(-np.abs(x))
+    return np.where(x > 0, e / (1.0 + e), 1.0 / (1.0 + e))
+
+
+def _fermi_difference(a, b):
+    """n_F(a) - n_F(b) without cancellation (a, b arrays of E / T).
+
+    n_F(a) - n_F(b) = -expm1(a - b) n_F(a) (1 - n_F(b))      for a <= b,
+                    =  expm1(b - a) n_F(b) (1 - n_F(a))      for a >  b
+    (both branches only ever exponentiate a non-positive number).
+    """
+    d = a - b
+    neg = d <= 0
+    lower = -np.expm1(np.where(neg, d, 0.0)) * _fermi(a) * _fermi(-b)
+    upper = np.expm1(np.where(neg, 0.0, -d)) * _fermi(b) * _fermi(-a)
+    return np.where(neg, lower, upper)
+
+
+def _bose(x):
+    """n_B(x) = 1 / (exp(x) - 1) for x > 0."""
+    return 1.0 / np.expm1(x)
+
+
+def _f_term(term, s, e, gap_excess, delta, t_qp, coherence_sign):
+    """One of the three f's of eq. (15), times |dOmega/ds|, in the variable s.
+
+    For each term the energy E' of the other quasiparticle state (the argument of nu_qp)
+    is written E' = Delta + s^2, i.e.
+
+        f(Omega, E):    Omega = (E - Delta) - s^2,  E' = E - Omega   (down-scattering)
+        f(-Omega, E):   Omega = s^2 - (E - Delta),  E' = E + Omega   (up-scattering)
+        f(-Omega, -E):  Omega = (E + Delta) + s^2,  E' = Omega - E   (pair processes)
+
+    (the substitutions Omega = edge -+ s^2 at the edges Omega = E - Delta, Delta - E and
+    E + Delta where nu_qp(E') has its inverse-square-root singularity). Then
+
+        nu_qp(E') / nu_F * |dOmega / ds| = 2 E' / sqrt(s^2 (E' + Delta)) * 2 s
+                                         = 4 E' / sqrt(E' + Delta),
+
+    which is smooth, and so is every other factor. Returns (Omega, f * |dOmega/ds|), with
+    f = nu_qp(E')/nu_F * (1/2)(1 + c Delta^2 / (E_s E')) [n_F(E'/T) - n_F(E_s/T)], E_s = +-E
+    the signed second argument of f and c = +1 (current coupling, eq. (15) as printed) or
+    -1 (density coupling: scattering and pair coherence factors swapped).
+    """
+    s2 = s * s
+    e_other = delta + s2
+    if term == _DOWN:
+        omega, e_signed = gap_excess - s2, e
+    elif term == _UP:
+        omega, e_signed = s2 - gap_excess, e
+    else:
+        omega, e_signed = e + delta + s2, -e
+    omega = np.maximum(omega, 1e-300)  # only ever active at a panel end (never sampled)
+    omega_signed = omega if term == _DOWN else -omega
+    dos_jac = 4.0 * e_other / np.sqrt(e_other + delta)
+    coherence = 0.5 * (1.0 + coherence_sign * delta * delta / (e_signed * e_other))
+    # n_F(E'/T) - n_F(E_s/T): the exponent difference is (E' - E_s)/T = -Omega_signed / T,
+    # computed from Omega itself so that delta N(Omega) * (difference) stays finite and
+    # accurate as Omega -> 0.
+    a = e_other / t_qp
+    b = a + omega_signed / t_qp
+    occupation_difference = _fermi_difference(a, b)
+    return omega, dos_jac * coherence * occupation_difference
+
+
+def _breakpoints(bath: AbstractBath, t) -> np.ndarray:
+    """Omega values [T_c] where J is narrow or not smooth (quadrature aid only)."""
+    if isinstance(bath, SingleModeCavity):
+        w0 = float(value_at(bath.omega0, t))
+        kap = float(value_at(bath.kappa, t))
+        return np.array([w0 - kap, w0, w0 + kap])
+    if isinstance(bath, TabulatedBath):
+        return np.asarray(bath.omega, dtype=np.float64)
+    return np.zeros(0)
+
+
+def _term_range(term, e, gap_excess, delta, lo, hi):
+    """Range [s0, s1] of s for one term, per energy (empty where s1 <= s0)."""
+    if term == _DOWN:  # Omega in [lo, hi] and Omega < E - Delta
+        s0 = np.sqrt(np.maximum(gap_excess - hi, 0.0))
+        s1 = np.sqrt(np.maximum(gap_excess - lo, 0.0))
+    elif term == _UP:  # Omega in [lo, hi]
+        s0 = np.sqrt(gap_excess + lo)
+        s1 = np.sqrt(gap_excess + hi)
+    else:  # Omega in [lo, hi] and Omega > E + Delta
+        s0 = np.sqrt(np.maximum(lo - e - delta, 0.0))
+        s1 = np.sqrt(np.maximum(hi - e - delta, 0.0))
+    return s0, s1
+
+
+def _s_of_omega(term, omega, e, gap_excess, delta):
+    """Inverse map Omega -> s of `_f_term` (NaN where Omega is outside the term)."""
+    with np.errstate(invalid="ignore"):
+        if term == _DOWN:
+            return np.sqrt(gap_excess - omega)
+        if term == _UP:
+            return np.sqrt(gap_excess + omega)
+        return np.sqrt(omega - e - delta)
+
+
+def literal_delta_n(bath, t_qp, tau_in, delta, energies, t=0.0, *, rtol=1e-13):
+    """delta n(E) of the paper's eq. (14) with eq. (15), computed literally [dimensionless].
+
+        delta n(E) = tau_in integral_0^inf dOmega J(Omega) delta N(Omega) K(Omega, E),   (14)
+        K(Omega, E) = f(Omega, E) + f(-Omega, E) - f(-Omega, -E),
+        f(Omega, E) = theta(E - Omega - Delta) nu_qp(E - Omega)/nu_F
+                      (1/2)(1 + Delta^2 / (E (E - Omega))) [n_F((E - Omega)/T_qp) - n_F(E/T_qp)],  (15)
+
+    with nu_qp(E)/nu_F = 2|E| / sqrt(E^2 - Delta^2) and
+    delta N(Omega) = N_bath(Omega) - n_B(Omega / T_qp). The three terms are
+    down-scattering E -> E - Omega, up-scattering E -> E + Omega, and pair breaking /
+    recombination with a partner at Omega - E. Eq. (15) as printed is for current
+    coupling (photons: scattering factor c+, pair factor c-); for a bath with
+    ``coupling == "density"`` the sign of Delta^2 in the coherence factor of f is flipped,
+    which swaps the two factors.
+
+    This is a reference implementation (numpy, not differentiable, not jit-able) that
+    shares no code with the collision operator: for each E it integrates over Omega by
+    adaptive Gauss-Legendre quadrature (20 points per panel, bisection until two levels
+    agree to `rtol` of the integral of |integrand|). The Omega range of each term is
+    split at the support ends of J (the multimode cavity's step at omega0), at
+    Omega = E - Delta (end of f(Omega, E)) and Omega = E + Delta (start of f(-Omega, -E)),
+    and at the narrow features of J (a single-mode line's centre, a table's nodes); the
+    inverse-square-root singularities of nu_qp (at those edges, and at Omega -> 0 for
+    E = Delta in f(-Omega, E)) are removed by the substitutions Omega = edge -+ s^2.
+    delta N ~ 1/Omega as Omega -> 0 is paired with the factor [n_F - n_F] ~ Omega,
+    computed without cancellation. Where J reaches to infinity the range is cut at
+    Omega = E + Delta + 70 max(T_qp, T_bath) (the integrand is below exp(-70) there).
+
+    **Arguments:**
+
+    - `bath`: a bath with a static occupation (MultimodeCavity, SingleModeCavity,
+      TabulatedBath, Phonons); only its public methods ``spectral_density``,
+      ``support``, ``occupation``, ``temperature`` and its ``coupling`` are used.
+      Not for a ``ClassicalDrive`` (no spontaneous processes: not of the form (14)).
+    - `t_qp`: quasiparticle temperature T_qp [T_c], > 0.
+    - `tau_in`: inelastic relaxation time [hbar/(k_B T_c)], > 0.
+    - `delta`: the gap Delta [T_c], >= 0 (normally Delta_0 = Delta(T_qp)).
+    - `energies`: quasiparticle energies E >= Delta [T_c], any shape.
+    - `t`: time [hbar/(k_B T_c)] at which time-dependent bath parameters are taken.
+    - `rtol`: relative accuracy goal of the quadrature (per energy, relative to the
+      integral of the absolute integrand).
+
+    Returns delta n(E) as a numpy array of the shape of `energies`.
+    """
+    if isinstance(bath, ClassicalDrive):
+        raise ParameterError(
+            "literal_delta_n: a ClassicalDrive has only stimulated processes and a line "
+            "instead of J(Omega) N(Omega), so eq. (14) does not apply; use "
+            "perturbative_delta_n (tau_in * I_drive[n_F]) instead."
+        )
+    if not isinstance(bath, AbstractBath):
+        raise ParameterError(f"literal_delta_n: bath must be a kinetics bath; got {type(bath).__name__}.")
+    coupling = bath.coupling
+    if coupling not in ("current", "density"):
+        raise ParameterError(f"bath.coupling must be 'current' or 'density'; got {coupling!r}.")
+    coherence_sign = 1.0 if coupling == "current" else -1.0
+    t_qp = check_positive("t_qp", t_qp, "[T_c]")
+    tau_in = check_positive("tau_in", tau_in, "[hbar/(k_B T_c)]")
+    delta = check_nonnegative("delta", delta, "[T_c]")
+    check_positive("rtol", rtol)
+    shape = np.shape(energies)
+    e = np.asarray(energies, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(e)):
+        raise ParameterError("literal_delta_n: energies must be finite.")
+    if np.any(e < delta * (1.0 - 1e-12)):
+        raise ParameterError(
+            f"literal_delta_n: energies must be >= Delta = {delta:g} [T_c]; the smallest is "
+            f"{e.min():g}."
+        )
+    e = np.maximum(e, delta)
+    gap_excess = e - delta  # E - Delta >= 0
+    if e.size == 0:
+        return np.zeros(shape)
+
+    lo, hi = (float(x) for x in bath.support(t))
+    lo = max(lo, 0.0)
+    t_bath = check_nonnegative("bath temperature", float(bath.temperature(t)))
+    cut = e + delta + _TAIL * max(t_qp, t_bath)
+    hi_e = np.minimum(hi, cut)  # per energy
+    extra = _breakpoints(bath, t)
+
+    def integrand(term, rows, s):
+        """Signed integrand of term `term` at energies e[rows] (rows broadcast with s)."""
+        omega, f = _f_term(term, s, e[rows], gap_excess[rows], delta, t_qp, coherence_sign)
+        jj = np.asarray(bath.spectral_density(omega, t), dtype=np.float64)
+        dn = np.asarray(bath.occupation(omega, t), dtype=np.float64) - _bose(omega / t_qp)
+        sign = -1.0 if term == _PAIR else 1.0
+        return sign * jj * dn * f
+
+    def gauss(term, rows, a, b):
+        """Gauss-Legendre integral over [a, b] (arrays of panels); also of |integrand|."""
+        half = 0.5 * (b - a)
+        s = (0.5 * (a + b))[:, None] + half[:, None] * _GL_X[None, :]
+        v = integrand(term, rows[:, None], s)
+        return half * (v @ _GL_W), half * (np.abs(v) @ _GL_W)
+
+    # Initial panels: each term's s range split at the mapped breakpoints, then in four.
+    panels = []  # (term, rows, a, b)
+    for term in (_DOWN, _UP, _PAIR):
+        s0, s1 = _term_range(term, e, gap_excess, delta, lo, hi_e)
+        for i in np.nonzero(s1 > s0)[0]:
+            pts = [s0[i], s1[i]]
+            if extra.size:
+                sb = _s_of_omega(term, extra, e[i], gap_excess[i], delta)
+                pts += [x for x in sb if np.isfinite(x) and s0[i] < x < s1[i]]
+            pts = np.unique(np.asarray(pts))
+            edges = np.concatenate(
+                [np.linspace(pts[k], pts[k + 1], 5)[:-1] for k in range(len(pts) - 1)]
+                + [pts[-1:]]
+            )
+            panels.append((term, np.full(len(edges) - 1, i), edges[:-1], edges[1:], s1[i] - s0[i]))
+
+    result = np.zeros(e.size)
+    l1 = np.zeros(e.size)
+    state = {}
+    for term in (_DOWN, _UP, _PAIR):
+        chunk = [p for p in panels if p[0] == term]
+        if not chunk:
+            continue
+        rows = np.concatenate([p[1] for p in chunk])
+        a = np.concatenate([p[2] for p in chunk])
+        b = np.concatenate([p[3] for p in chunk])
+        span = np.concatenate([np.full(len(p[1]), p[4]) for p in chunk])
+        val, absval = gauss(term, rows, a, b)
+        np.add.at(l1, rows, absval)
+        state[term] = (rows, a, b, span, val)
+
+    scale = np.where(l1 > 0, l1, 1.0)
+    unconverged = 0
+    for term, (rows, a, b, span, val) in state.items():
+        for _ in range(_MAX_LEVELS):
+            if rows.size == 0:
+                break
+            mid = 0.5 * (a + b)
+            rows2 = np.concatenate([rows, rows])
+            a2 = np.concatenate([a, mid])
+            b2 = np.concatenate([mid, b])
+            v2, _ = gauss(term, rows2, a2, b2)
+            children = v2[: rows.size] + v2[rows.size :]
+            err = np.abs(children - val)
+            width = b - a
+            tol = rtol * scale[rows] * width / span
+            done = (err <= tol) | (width <= _MIN_PANEL * span)
+            unconverged += int(np.count_nonzero((err > tol) & done))
+            np.add.at(result, rows[done], children[done])
+            keep = ~done
+            rows = np.concatenate([rows[keep], rows[keep]])
+            a = np.concatenate([a[keep], mid[keep]])
+            b = np.concatenate([mid[keep], b[keep]])
+            span = np.concatenate([span[keep], span[keep]])
+            val = np.concatenate([v2[: v2.size // 2][keep], v2[v2.size // 2 :][keep]])
+        else:
+            unconverged += rows.size
+            np.add.at(result, rows, val)
+    if unconverged:
+        warnings.warn(
+            f"literal_delta_n: {unconverged} quadrature panels did not reach rtol = {rtol:g}.",
+            PhysicsWarning,
+            stacklevel=2,
+        )
+    return (tau_in * result).reshape(shape)
+
+
+# ---------------------------------------------------------------------------------------
+# Operator form and the gap response (JAX)
+# ---------------------------------------------------------------------------------------
+
+
+def perturbative_delta_n(model, t=0.0):
+    """delta n(xi_j) = tau_in * sum_b I_b[n_F](xi_j) on the model's grid [dimensionless].
+
+    Paper eq. (14) in operator form (physics.md sections 3 and 5): the lowest-order
+    steady state of the kinetic equation with Delta held at Delta_0 = ``model.delta0``
+    (the equilibrium gap at T_qp on the model's grid) and n_F = ``model.thermal_state()``.
+    I_b is the project's discretized collision operator (``kinetics.collision``); for a
+    static bath it is exactly linear in delta N = N_b - n_B(Omega/T_qp) and vanishes at
+    T_b = T_qp (detailed balance). A ``ClassicalDrive`` is included as tau_in * I_drive[n_F].
+
+    - `model`: a ``kinetics.Model`` with ``tau_in`` [hbar/(k_B T_c)] not None.
+    - `t`: time [hbar/(k_B T_c)] at which time-dependent bath parameters are taken.
+
+    Returns delta n on the grid nodes xi_j, shape (grid.n,). JAX, jit-compatible.
+    """
+    if model.tau_in is None:
+        raise ParameterError(
+            "perturbative_delta_n needs a relaxation time: the perturbative steady state "
+            "delta n = tau_in I[n_F] (paper eq. (14)) is defined by Model.tau_in, which is None."
+        )
+    delta = model.delta0
+    n = model.thermal_state(delta)
+    total = jnp.zeros_like(n)
+    for bath in model.baths:
+        total = total + collision(bath, model.grid, n, delta, t)
+    return model.tau_in * total
+
+
+def _check_delta_n(model, delta_n):
+    delta_n = jnp.asarray(delta_n)
+    if delta_n.shape != (model.grid.n,):
+        raise ParameterError(
+            f"delta_n must hold one value per grid node, shape ({model.grid.n},); "
+            f"got shape {delta_n.shape}."
+        )
+    return delta_n
+
+
+def gap_change_gl(model, delta_n):
+    """delta Delta / Delta_0 in the Ginzburg-Landau form [dimensionless].
+
+        delta Delta / Delta_0 = -(1 / (1 - T_qp)) integral_0^inf dxi delta n(xi) / E_xi,
+
+    physics.md section 2, from linearizing paper eq. (17) (T_c = 1). This is half of
+    the paper's eq. (18) as printed, -(T_c/(T_c - T_qp)) integral dE nu_qp(E)/nu_F
+    delta n(E) / E: with the standard BCS gap equation the factor 2 of the paper's
+    eq. (1) is absorbed into the phenomenological coupling (physics.md section 2).
+    Valid for T_qp a little below T_c; see ``gap_change_linear_response`` beyond.
+
+    - `model`: a ``kinetics.Model`` (its grid, T_qp [T_c] < 1 and Delta_0).
+    - `delta_n`: delta n(xi_j) on the model's grid [dimensionless], shape (grid.n,).
+    """
+    delta_n = _check_delta_n(model, delta_n)
+    e = model.grid.energies(model.delta0)
+    return -model.grid.integrate(delta_n / e) / (1.0 - model.t_qp)
+
+
+def gap_change_linear_response(model, delta_n):
+    """delta Delta / Delta_0 from the exact linear response of the gap equation [dimensionless].
+
+        delta Delta = 2 integral_0^inf dxi delta n(xi) / E_xi / (dG_eq/dDelta)(Delta_0),
+        G_eq(Delta) = G(Delta; n_F(E(Delta)/T_qp)),
+
+    physics.md section 2: n = n_F(E_xi(Delta)/T_qp) + delta n linearized around
+    (Delta_0, delta n = 0); dG_eq/dDelta is the *total* derivative (n_F follows E(Delta)),
+    negative, so delta n > 0 lowers the gap. Tends to the GL form (``gap_change_gl``)
+    as T_qp -> T_c (ratio ~0.98 at T_qp = 0.9).
+
+    - `model`: a ``kinetics.Model`` (its grid, T_qp [T_c] and Delta_0 [T_c]).
+    - `delta_n`: delta n(xi_j) on the model's grid [dimensionless], shape (grid.n,).
+    """
+    delta_n = _check_delta_n(model, delta_n)
+    delta0 = model.delta0
+    e = model.grid.energies(delta0)
+    slope = equilibrium_gap_slope(model.grid, delta0, model.t_qp)
+    return 2.0 * model.grid.integrate(delta_n / e) / slope / delta0
+
+
+def gap_relaxation_time(model):
+    """Relaxation time of the gap mode tau_gap [hbar/(k_B T_c)] (physics.md section 4).
+
+        tau_gap = tau_in (dG/dDelta at fixed n) / (dG_eq/dDelta),
+
+    both at Delta_0 and n = n_F(E_xi(Delta_0)/T_qp) on the model's grid: the relaxation
+    term pins n to n_F at the *current* gap, so the gap mode relaxes more slowly than
+    1/tau_in (about 3 tau_in at T_qp = 0.9; it diverges as T_qp -> T_c).
+
+    - `model`: a ``kinetics.Model`` with ``tau_in`` [hbar/(k_B T_c)] not None.
+    """
+    if model.tau_in is None:
+        raise ParameterError(
+            "gap_relaxation_time needs a relaxation time: tau_gap is a multiple of "
+            "Model.tau_in, which is None."
+        )
+    delta0 = model.delta0
+    n = model.thermal_state(delta0)
+    partial = gap_function_ddelta(model.grid, n, delta0)
+    total = equilibrium_gap_slope(model.grid, delta0, model.t_qp)
+    return model.tau_in * partial / total
+
+
+__all__ = [
+    "gap_change_gl",
+    "gap_change_linear_response",
+    "gap_relaxation_time",
+    "literal_delta_n",
+    "perturbative_delta_n",
+]

@@ -1,0 +1,199 @@
+"""One dataset builder for every solver, and atomic netCDF input/output.
+
+Every result is an ``xarray.Dataset`` with the same coordinate names, units and
+attributes: the model's parameters (namespaced ``model.*``, ``baths.<k>.*``),
+the solver's settings and statistics (``solver.*``), package versions and the
+creation time. ``save`` writes netCDF (engine netcdf4) to a temporary file in
+the target folder, fsyncs it and renames it, so a half-written file never
+appears under the final name; ``load`` reads it back identical.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import tempfile
+from importlib import metadata
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+
+from kinetics import CavityEliashbergError, Model
+from kinetics._gap import thermal_distribution
+from kinetics._profiles import AbstractProfile
+
+# name -> (long_name, units): the table every variable of every result follows
+VARIABLES = {
+    "n": ("quasiparticle occupation n(xi)", "1"),
+    "delta_n": ("n - n_F(E_xi(Delta)/T_qp) at the state's own gap", "1"),
+    "gap": ("superconducting gap Delta", "k_B T_c"),
+    "relative_gap_change": ("(Delta - Delta_0) / Delta_0", "1"),
+    "relative_gap_change_gl": ("delta Delta / Delta_0, Ginzburg-Landau form", "1"),
+    "n_qp": ("quasiparticle density 4 integral dxi n", "nu_F k_B T_c"),
+    "energy": ("quasiparticle energy 4 integral dxi E n", "nu_F (k_B T_c)^2"),
+    "quasiparticle_energy": ("E_xi = sqrt(xi^2 + Delta^2)", "k_B T_c"),
+}
+COORDS = {
+    "xi": ("normal-state energy xi", "k_B T_c"),
+    "time": ("time", "hbar / (k_B T_c)"),
+}
+
+
+class SolverError(CavityEliashbergError, RuntimeError):
+    """A solver failed; ``partial`` holds the dataset of what was computed before."""
+
+    def __init__(self, message: str, partial: xr.Dataset | None = None):
+        super().__init__(message)
+        self.partial = partial
+
+
+def _versions() -> dict:
+    out = {"python": platform.python_version()}
+    for pkg in ("cavity-eliashberg", "jax", "diffrax", "equinox", "numpy", "xarray"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _attr_value(v):
+    if isinstance(v, AbstractProfile):
+        return repr(v).replace("\n", " ")
+    if v is None:
+        return "none"
+    if isinstance(v, (bool, np.bool_)):
+        return int(v)
+    if isinstance(v, str):
+        return v
+    arr = np.asarray(v)
+    if arr.ndim == 0:
+        return float(arr) if np.issubdtype(arr.dtype, np.floating) else arr.item()
+    return arr.astype(float)
+
+
+def model_attributes(model: Model) -> dict:
+    """Every model parameter as a flat, netCDF-safe attribute dict."""
+    g = model.grid
+    attrs = {
+        "model.t_qp": _attr_value(model.t_qp),
+        "model.tau_in": _attr_value(model.tau_in),
+        "model.delta0": float(model.delta0),
+        "model.grid.n": g.n,
+        "model.grid.xi_max": g.xi_max,
+        "model.grid.core": g.core,
+        "model.n_baths": len(model.baths),
+    }
+    for k, b in enumerate(model.baths):
+        attrs[f"baths.{k}.type"] = type(b).__name__
+        attrs[f"baths.{k}.coupling"] = b.coupling
+        for name, v in b.parameters().items():
+            attrs[f"baths.{k}.{name}"] = _attr_value(v)
+    return attrs
+
+
+def build_dataset(
+    model: Model,
+    n,
+    gap,
+    *,
+    kind: str,
+    time=None,
+    solver: dict | None = None,
+    extra: dict | None = None,
+    config: dict | None = None,
+) -> xr.Dataset:
+    """Model + solution -> Dataset (the one builder for all solvers).
+
+    - `n`: occupations, shape (n_xi,) or (n_time, n_xi).
+    - `gap`: Delta [T_c], scalar or (n_time,).
+    - `kind`: "perturbative", "steady" or "evolve".
+    - `time`: save times [hbar/(k_B T_c)] when `n` has a time axis.
+    - `solver`: settings and statistics, stored as ``solver.*`` attributes.
+    - `extra`: further variables, name -> (dims, values) (units from VARIABLES).
+    - `config`: the configuration that produced the result (stored as JSON).
+    """
+    g = model.grid
+    n = np.asarray(n, dtype=np.float64)
+    gap = np.asarray(gap, dtype=np.float64)
+    delta0 = float(model.delta0)
+    t_qp = model.t_qp
+
+    gaps = np.atleast_1d(gap)[:, None]
+    e = np.sqrt(g.xi[None, :] ** 2 + gaps**2).reshape(gap.shape + (g.n,))
+    nf = np.asarray(thermal_distribution(g, jnp.asarray(gaps), t_qp)).reshape(gap.shape + (g.n,))
+    w = g.weights
+    dims = ("time", "xi") if time is not None else ("xi",)
+    sdims = ("time",) if time is not None else ()
+    data = {
+        "n": (dims, n),
+        "delta_n": (dims, n - nf),
+        "gap": (sdims, gap),
+        "relative_gap_change": (sdims, (gap - delta0) / delta0 if delta0 > 0 else gap * np.nan),
+        "n_qp": (sdims, 4.0 * np.sum(w * n, axis=-1)),
+        "energy": (sdims, 4.0 * np.sum(w * e * n, axis=-1)),
+        "quasiparticle_energy": (dims, e),
+    }
+    for name, (d, v) in (extra or {}).items():
+        data[name] = (d, np.asarray(v))
+    coords = {"xi": ("xi", g.xi)}
+    if time is not None:
+        coords["time"] = ("time", np.asarray(time, dtype=np.float64))
+    ds = xr.Dataset(data, coords=coords)
+    for name in ds.variables:
+        long_name, units = VARIABLES.get(name, COORDS.get(name, (name, "1")))
+        ds[name].attrs.update(long_name=long_name, units=units)
+    attrs = {
+        "title": f"cavity-eliashberg {kind} result",
+        "kind": kind,
+        "units": "hbar = k_B = 1; energies in k_B T_c, times in hbar/(k_B T_c)",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    attrs.update(model_attributes(model))
+    for k, v in (solver or {}).items():
+        attrs[f"solver.{k}"] = _attr_value(v)
+    for k, v in _versions().items():
+        attrs[f"version.{k}"] = v
+    if config is not None:
+        attrs["config"] = json.dumps(config, sort_keys=True, default=str)
+    ds.attrs.update(attrs)
+    return ds
+
+
+def save(ds: xr.Dataset, path, *, overwrite: bool = False) -> str:
+    """Write `ds` to netCDF at `path` atomically (temporary file, fsync, rename).
+
+    An existing file is kept unless ``overwrite=True``. Returns the path.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"folder {folder} does not exist.")
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".nc", dir=folder)
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="netcdf4")
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def load(path) -> xr.Dataset:
+    """Read a dataset written by `save` fully into memory (the file is closed)."""
+    with xr.open_dataset(path, engine="netcdf4") as ds:
+        return ds.load()
+
+
+__all__ = ["build_dataset", "save", "load", "SolverError"]
