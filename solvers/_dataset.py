@@ -97,6 +97,9 @@ def model_attributes(model: Model) -> dict:
     return attrs
 
 
+_thermal_rows = jax.jit(jax.vmap(thermal_distribution, in_axes=(None, 0, None)), static_argnums=0)
+
+
 def build_dataset(
     model: Model,
     n,
@@ -126,7 +129,7 @@ def build_dataset(
 
     gaps = np.atleast_1d(gap)[:, None]
     e = np.sqrt(g.xi[None, :] ** 2 + gaps**2).reshape(gap.shape + (g.n,))
-    nf = np.asarray(thermal_distribution(g, jnp.asarray(gaps), t_qp)).reshape(gap.shape + (g.n,))
+    nf = np.asarray(_thermal_rows(g, jnp.asarray(gaps[:, 0]), t_qp)).reshape(gap.shape + (g.n,))
     w = g.weights
     dims = ("time", "xi") if time is not None else ("xi",)
     sdims = ("time",) if time is not None else ()
