@@ -138,6 +138,16 @@ def gap(grid: Grid, n, guess=1.0):
     return _gap_solver(grid)(jnp.asarray(n), jnp.asarray(guess, dtype=jnp.float64))
 
 
+def gap_guess(t):
+    """Interpolation formula Delta(T) ~ 1.764 tanh(1.74 sqrt(1/T - 1)) (a few % accurate).
+
+    A cheap starting point for the root finder: the right-hand side must not pay
+    for an equilibrium-gap solve at every evaluation.
+    """
+    x = jnp.sqrt(jnp.clip(1.0 / jnp.maximum(t, 1e-3) - 1.0, 1e-6, None))
+    return 1.764 * jnp.tanh(1.74 * x)
+
+
 @functools.partial(jax.jit, static_argnums=0)
 def thermal_distribution(grid: Grid, delta, t):
     """n_F(E_xi / T) on the grid for gap `delta` and temperature `t` [T_c] (t >= 0)."""

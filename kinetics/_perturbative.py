@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import warnings
 
+import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
@@ -48,6 +49,8 @@ _GL_X, _GL_W = np.polynomial.legendre.leggauss(_GL_ORDER)
 _TAIL = 70.0  # the Omega range is cut where exp(-Omega / T) < exp(-70) ~ 4e-31
 _MAX_LEVELS = 60  # bisection levels of the adaptive quadrature
 _MIN_PANEL = 1e-13  # panels narrower than this (relative to their range) are accepted
+_ROUNDING = 1e-14  # rounding floor of one panel, relative to its integral of |integrand|
+_MAX_PANELS = 2_000_000  # memory guard of the adaptive quadrature
 
 # The three terms of K(Omega, E) = f(Omega, E) + f(-Omega, E) - f(-Omega, -E):
 _DOWN, _UP, _PAIR = 0, 1, 2
@@ -59,14 +62,15 @@ def _fermi(x):
     return np.where(x > 0, e / (1.0 + e), 1.0 / (1.0 + e))
 
 
-def _fermi_difference(a, b):
-    """n_F(a) - n_F(b) without cancellation (a, b arrays of E / T).
+def _fermi_difference(a, b, d):
+    """n_F(a) - n_F(b) without cancellation (a, b arrays of E / T; d = a - b given exactly).
 
-    n_F(a) - n_F(b) = -expm1(a - b) n_F(a) (1 - n_F(b))      for a <= b,
-                    =  expm1(b - a) n_F(b) (1 - n_F(a))      for a >  b
-    (both branches only ever exponentiate a non-positive number).
+    n_F(a) - n_F(b) = -expm1(d) n_F(a) (1 - n_F(b))      for d = a - b <= 0,
+                    =  expm1(-d) n_F(b) (1 - n_F(a))     for d > 0
+    (both branches only ever exponentiate a non-positive number). The difference d is
+    passed separately: recomputing it as a - b would lose its relative precision when
+    |d| << |a| and spoil delta N(Omega) * (n_F - n_F) as Omega -> 0.
     """
-    d = a - b
     neg = d <= 0
     lower = -np.expm1(np.where(neg, d, 0.0)) * _fermi(a) * _fermi(-b)
     upper = np.expm1(np.where(neg, 0.0, -d)) * _fermi(b) * _fermi(-a)
@@ -114,10 +118,31 @@ def _f_term(term, s, e, gap_excess, delta, t_qp, coherence_sign):
     # n_F(E'/T) - n_F(E_s/T): the exponent difference is (E' - E_s)/T = -Omega_signed / T,
     # computed from Omega itself so that delta N(Omega) * (difference) stays finite and
     # accurate as Omega -> 0.
-    a = e_other / t_qp
-    b = a + omega_signed / t_qp
-    occupation_difference = _fermi_difference(a, b)
+    occupation_difference = _fermi_difference(
+        e_other / t_qp, e_signed / t_qp, -omega_signed / t_qp
+    )
     return omega, dos_jac * coherence * occupation_difference
+
+
+@eqx.filter_jit
+def _bath_values_jit(bath, omega, t):
+    return bath.spectral_density(omega, t), bath.occupation(omega, t)
+
+
+def _bath_values(bath: AbstractBath, omega, t):
+    """(J(Omega), N(Omega)) from the bath's public methods, as numpy arrays.
+
+    The flattened energies are padded to a power of two so that the jitted evaluation
+    compiles for a handful of shapes only (eager JAX would compile every new shape).
+    """
+    flat = np.asarray(omega, dtype=np.float64).reshape(-1)
+    size = max(1024, 1 << int(np.ceil(np.log2(max(flat.size, 1)))))
+    padded = np.full(size, flat[0] if flat.size else 1.0)
+    padded[: flat.size] = flat
+    jj, occ = _bath_values_jit(bath, jnp.asarray(padded), jnp.asarray(t, dtype=jnp.float64))
+    jj = np.asarray(jj)[: flat.size].reshape(np.shape(omega))
+    occ = np.asarray(occ)[: flat.size].reshape(np.shape(omega))
+    return jj, occ
 
 
 def _breakpoints(bath: AbstractBath, t) -> np.ndarray:
@@ -240,8 +265,8 @@ def literal_delta_n(bath, t_qp, tau_in, delta, energies, t=0.0, *, rtol=1e-13):
     def integrand(term, rows, s):
         """Signed integrand of term `term` at energies e[rows] (rows broadcast with s)."""
         omega, f = _f_term(term, s, e[rows], gap_excess[rows], delta, t_qp, coherence_sign)
-        jj = np.asarray(bath.spectral_density(omega, t), dtype=np.float64)
-        dn = np.asarray(bath.occupation(omega, t), dtype=np.float64) - _bose(omega / t_qp)
+        jj, occ = _bath_values(bath, omega, t)
+        dn = occ - _bose(omega / t_qp)
         sign = -1.0 if term == _PAIR else 1.0
         return sign * jj * dn * f
 
@@ -289,15 +314,29 @@ def literal_delta_n(bath, t_qp, tau_in, delta, energies, t=0.0, *, rtol=1e-13):
         for _ in range(_MAX_LEVELS):
             if rows.size == 0:
                 break
+            if rows.size > _MAX_PANELS:
+                import os
+                if os.environ.get("PDEBUG"):
+                    print(term, np.unique(rows), a[:10], b[:10], val[:10], scale)
+                raise RuntimeError(
+                    "literal_delta_n: the adaptive quadrature does not converge (too many "
+                    "panels); J(Omega) may have a feature the breakpoints do not cover."
+                )
             mid = 0.5 * (a + b)
             rows2 = np.concatenate([rows, rows])
             a2 = np.concatenate([a, mid])
             b2 = np.concatenate([mid, b])
-            v2, _ = gauss(term, rows2, a2, b2)
+            v2, abs2 = gauss(term, rows2, a2, b2)
             children = v2[: rows.size] + v2[rows.size :]
             err = np.abs(children - val)
             width = b - a
-            tol = rtol * scale[rows] * width / span
+            # goal: rtol of the energy's integral of |integrand|, shared out by width; the
+            # second bound is the rounding floor of the panel itself (beyond it bisection
+            # cannot improve anything)
+            tol = np.maximum(
+                rtol * scale[rows] * width / span,
+                _ROUNDING * (abs2[: rows.size] + abs2[rows.size :]),
+            )
             done = (err <= tol) | (width <= _MIN_PANEL * span)
             unconverged += int(np.count_nonzero((err > tol) & done))
             np.add.at(result, rows[done], children[done])

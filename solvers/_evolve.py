@@ -84,7 +84,7 @@ def evolve(
     atol: float = 1e-12,
     max_steps: int = 200_000,
     dt0: float | None = None,
-    progress: bool = False,
+    progress: bool = True,
     throw: bool = True,
     config: dict | None = None,
 ) -> xr.Dataset:
@@ -104,7 +104,7 @@ def evolve(
       Implicit solvers use the structured O(N^2) Jacobian.
     - `rtol`, `atol`: tolerances of the PID step-size controller.
     - `max_steps`: bound on the number of steps.
-    - `progress`: show a tqdm progress bar of simulated time.
+    - `progress`: show a tqdm progress bar of simulated time (on by default).
     - `throw`: raise `SolverError` on failure (its ``partial`` attribute holds the
       dataset up to the failure); with False, return that dataset, marked
       ``solver.status != "success"``.

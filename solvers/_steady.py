@@ -9,6 +9,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optimistix as optx
 import xarray as xr
 
 from kinetics import Model, ParameterError
@@ -26,45 +27,44 @@ def _newton(model: Model, n0, t, scale, tol, max_iter):
     Convergence: max |F(n)| * scale < tol, with scale = tau_in (or the fastest
     relaxation time when there is no tau_in), i.e. the residual measured as a
     change of n per relaxation time. Each iteration builds one Jacobian and
-    halves the step (at most 12 times) until the residual falls.
+    halves the step (at most 12 times) until the rms residual falls.
     """
 
     def residual(n):
-        fn = model.rhs(t, n)
-        return fn, jnp.max(jnp.abs(fn)) * scale
+        fn = model.rhs(t, n) * scale
+        return fn, jnp.max(jnp.abs(fn)), jnp.sqrt(jnp.mean(fn * fn))
 
     def cond(state):
-        n, fn, res, it, ok = state
+        n, fn, res, merit, it, ok = state
         return (res > tol) & (it < max_iter) & ok
 
     def body(state):
-        n, fn, res, it, ok = state
-        step = jnp.linalg.solve(model.jacobian(t, n), -fn)
+        n, fn, res, merit, it, ok = state
+        step = jnp.linalg.solve(model.jacobian(t, n) * scale, -fn)
 
+        # backtracking on the rms residual (the max norm can be held up by one node)
         def ls_cond(s):
-            lam, _, r_new, k = s
-            return (r_new >= res) & (k < 13)
+            lam, n_new, f_new, r_new, m_new, k = s
+            return (m_new >= merit) & (k < 13)
 
         def ls_body(s):
-            lam, _, _, k = s
-            f_new, r_new = residual(n + lam * step)
-            return 0.5 * lam, f_new, r_new, k + 1
+            lam, _, _, _, _, k = s
+            n_new = n + lam * step
+            f_new, r_new, m_new = residual(n_new)
+            return 0.5 * lam, n_new, f_new, r_new, m_new, k + 1
 
-        lam2, f_new, r_new, _ = jax.lax.while_loop(
-            ls_cond, ls_body, (jnp.asarray(1.0), fn, jnp.asarray(jnp.inf), 0)
+        inf = jnp.asarray(jnp.inf)
+        _, n_new, f_new, r_new, m_new, _ = jax.lax.while_loop(
+            ls_cond, ls_body, (jnp.asarray(1.0), n, fn, inf, inf, 0)
         )
-        n_new = n + 2.0 * lam2 * step
-        ok = jnp.all(jnp.isfinite(n_new)) & (r_new < res)
-        return (
-            jnp.where(ok, n_new, n),
-            jnp.where(ok, f_new, fn),
-            jnp.where(ok, r_new, res),
-            it + 1,
-            ok,
-        )
+        ok = jnp.all(jnp.isfinite(f_new)) & (m_new < merit)
+        keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
+        return keep(n_new, n), keep(f_new, fn), keep(r_new, res), keep(m_new, merit), it + 1, ok
 
-    f0, res0 = residual(n0)
-    n, _, res, it, _ = jax.lax.while_loop(cond, body, (n0, f0, res0, 0, jnp.asarray(True)))
+    f0, res0, merit0 = residual(n0)
+    n, _, res, _, it, _ = jax.lax.while_loop(
+        cond, body, (n0, f0, res0, merit0, 0, jnp.asarray(True))
+    )
     return n, res, it
 
 
@@ -89,6 +89,7 @@ def steady_state(
     tol: float = 1e-11,
     max_iter: int = 50,
     continuation_steps: int = 8,
+    solver: str = "kvaerno5",
     throw: bool = True,
     config: dict | None = None,
 ) -> xr.Dataset:
@@ -110,6 +111,7 @@ def steady_state(
     - `tol`: residual tolerance: max |dn/dt| times tau_in (or times the fastest
       relaxation time without tau_in).
     - `max_iter`: Newton iterations per stage.
+    - `solver`: the diffrax solver for ``method="integrate"`` (see `evolve`).
 
     The dataset's attributes ``solver.residual``, ``solver.iterations`` and
     ``solver.status`` report the outcome.
@@ -128,7 +130,9 @@ def steady_state(
         y0 = model.thermal_state()
     clock = _time.perf_counter()
     if method == "integrate":
-        n, res, iters, stages = _integrate_to_steady(model, y0, t, tol)
+        if solver not in SOLVERS:
+            raise ParameterError(f"steady_state: solver must be one of {sorted(SOLVERS)}; got {solver!r}.")
+        n, res, iters, stages = _integrate_to_steady(model, y0, t, tol, solver)
     else:
         scale = _residual_scale(model, y0, t)
         n, res, iters = _newton(model, y0, t, scale, tol, max_iter)
@@ -145,7 +149,7 @@ def steady_state(
     ok = res <= tol
     gap = float(model.gap(n))
     info = {
-        "name": method,
+        "name": method if method == "newton" else f"integrate ({solver})",
         "start": start if n0 is None else "given",
         "tol": tol,
         "residual": res,
@@ -166,22 +170,26 @@ def steady_state(
     return ds
 
 
-def _integrate_to_steady(model: Model, y0, t, tol):
+def _integrate_to_steady(model: Model, y0, t, tol, solver):
     scale = _residual_scale(model, y0, t)
-    sol = _integrate(model, y0, t, tol / scale)
+    sol = _integrate(model, y0, t, tol / scale, solver)
     n = sol.ys[-1]
     res = float(jnp.max(jnp.abs(model.rhs(t, n)))) * scale
     return n, res, int(sol.stats["num_steps"]), 1
 
 
 @eqx.filter_jit
-def _integrate(model, y0, t, atol_rate):
+def _integrate(model, y0, t, atol_rate, solver):
     field = vector_field(model)
     frozen = lambda s, n, args: field(t, n)  # noqa: E731
-    event = diffrax.Event(diffrax.steady_state_event(rtol=0.0, atol=atol_rate))
+    # max norm, as the residual reported; a margin of 2 since the event is checked
+    # on the last accepted step's vector field
+    event = diffrax.Event(
+        diffrax.steady_state_event(rtol=0.0, atol=0.5 * atol_rate, norm=optx.max_norm)
+    )
     return diffrax.diffeqsolve(
         diffrax.ODETerm(frozen),
-        SOLVERS["kvaerno5"](),
+        SOLVERS[solver](),
         t0=0.0,
         t1=jnp.inf,
         dt0=None,

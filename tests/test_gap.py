@@ -26,23 +26,41 @@ GRID = kinetics.Grid(n=48, xi_max=20.0, core=1.0)
 def _perturbed_state(grid, t=0.6):
     """A non-thermal n: thermal at t plus a smooth bump (0 <= n <= 1)."""
     xi = grid.xi
-    delta = kinetics.equilibrium_gap(t, grid=grid)
-    n = np.asarray(kinetics.thermal_distribution(grid, delta, t))
+    n = np.asarray(kinetics.Model(t_qp=t, tau_in=1.0, grid=grid).thermal_state())
     return n + 0.05 * np.exp(-xi) * (1.0 + np.sin(3.0 * xi))
+
+
+# kinetics.equilibrium_gap re-compiles on every call (~1.5 s here), so all the
+# temperatures the tests need are solved in one call.
+T_ZERO = np.array([0.0])
+T_GL = np.array([0.99, 0.999, 0.9999])
+T_NORMAL = np.array([1.0, 1.0 + 1e-9, 1.2, 2.0, 3.5])
+T_JUST_BELOW = np.array([1.0 - 1e-6])
+
+
+@pytest.fixture(scope="module")
+def reference_gaps():
+    t = np.concatenate([T_ZERO, T_GL, T_NORMAL, T_JUST_BELOW])
+    d = kinetics.equilibrium_gap(t)
+    out, k = {}, 0
+    for name, block in (("zero", T_ZERO), ("gl", T_GL), ("normal", T_NORMAL), ("below", T_JUST_BELOW)):
+        out[name] = d[k : k + block.size]
+        k += block.size
+    return out
 
 
 # --------------------------------------------------------------------------- equilibrium gap
 
 
-def test_zero_temperature_gap_is_bcs_value():
+def test_zero_temperature_gap_is_bcs_value(reference_gaps):
     # 1e-6: the brief's accuracy target; the reference grid (n = 3000, xi_max = 80)
     # has quadrature error ~1e-10 and a neglected tanh tail 2 E1(80) ~ 1e-36.
-    assert kinetics.equilibrium_gap(0.0) == pytest.approx(DELTA0_EXACT, abs=1e-6)
+    assert reference_gaps["zero"][0] == pytest.approx(DELTA0_EXACT, abs=1e-6)
 
 
-def test_gap_approaches_ginzburg_landau_near_tc():
-    t = np.array([0.99, 0.999, 0.9999])
-    delta = kinetics.equilibrium_gap(t)
+def test_gap_approaches_ginzburg_landau_near_tc(reference_gaps):
+    t = T_GL
+    delta = reference_gaps["gl"]
     rel = np.abs(delta**2 / (1.0 - t) / GL_COEFF - 1.0)
     # The next term of the expansion is O(1 - T): each decade closer to T_c must
     # shrink the relative difference by about 10. Bounds 5..20 allow the O((1-T)^2)
@@ -54,11 +72,10 @@ def test_gap_approaches_ginzburg_landau_near_tc():
     assert np.all(rel < 10.0 * (1.0 - t))
 
 
-def test_gap_vanishes_at_and_above_tc():
-    t = np.array([1.0, 1.0 + 1e-9, 1.2, 2.0, 3.5])
-    np.testing.assert_array_equal(kinetics.equilibrium_gap(t), 0.0)  # exactly 0: normal state
+def test_gap_vanishes_at_and_above_tc(reference_gaps):
+    np.testing.assert_array_equal(reference_gaps["normal"], 0.0)  # exactly 0: normal state
     # ... and is positive just below (so the test above is not trivially satisfied)
-    assert kinetics.equilibrium_gap(1.0 - 1e-6) > 0.0
+    assert reference_gaps["below"][0] > 0.0
 
 
 def _hand_gap_zero_temperature(grid, with_tail):

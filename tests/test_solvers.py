@@ -60,7 +60,7 @@ def test_nonlinear_steady_state_tends_to_perturbation_theory_linearly():
 def test_equilibrium_is_a_fixed_point():
     m = model(0.0155, t_cav_ratio=1.0)
     nf = np.asarray(m.thermal_state())
-    ev = solvers.evolve(m, np.linspace(0.0, 5 * TAU_IN, 6), solver="tsit5")
+    ev = solvers.evolve(m, np.linspace(0.0, 5 * TAU_IN, 6), solver="tsit5", progress=False)
     # detailed balance holds to rounding, so the state may drift only by rounding
     # accumulated over the steps (<< atol = 1e-12)
     assert np.max(np.abs(ev.n.values - nf)) < 1e-12
@@ -75,7 +75,7 @@ def test_switch_on_transient_relaxes_at_the_gap_mode_rate(coupling):
     m = model(coupling)
     st = solvers.steady_state(m, tol=1e-14)
     ts = np.linspace(0.0, 20 * TAU_IN, 41)
-    ev = solvers.evolve(m, ts, solver="tsit5", rtol=1e-10, atol=1e-14)
+    ev = solvers.evolve(m, ts, solver="tsit5", rtol=1e-10, atol=1e-14, progress=False)
     dg = np.abs(ev.gap.values - float(st.gap))
     late = slice(-12, None)
     rate = -np.polyfit(ts[late], np.log(dg[late]), 1)[0]
@@ -106,7 +106,7 @@ def test_evolution_agrees_with_scipy_bdf():
     jac = jax.jit(lambda n: m.jacobian(0.0, n))
     n0 = np.asarray(m.thermal_state())
     ts = np.array([0.0, 500.0, 2000.0, 5000.0])
-    ev = solvers.evolve(m, ts, solver="kvaerno5", rtol=1e-9, atol=1e-13)
+    ev = solvers.evolve(m, ts, solver="kvaerno5", rtol=1e-9, atol=1e-13, progress=False)
     # OpenBLAS threads fight XLA's on 2 cores: scipy's LU runs single-threaded
     with threadpool_limits(limits=1):
         ref = solve_ivp(
@@ -131,12 +131,12 @@ def test_auto_solver_choice_and_partial_results_on_failure():
     m = model(0.0155)
     assert solvers.choose_solver(m, m.thermal_state(), 10 * TAU_IN) == "tsit5"
     # a run made to fail keeps what it computed and says why
-    ds = solvers.evolve(m, np.linspace(0.0, 10 * TAU_IN, 11), solver="tsit5", max_steps=5, throw=False)
+    ds = solvers.evolve(m, np.linspace(0.0, 10 * TAU_IN, 11), solver="tsit5", max_steps=5, throw=False, progress=False)
     assert ds.attrs["solver.status"] == "failed"
     assert "steps" in ds.attrs["solver.message"].lower()
     assert np.all(np.isfinite(ds.n.values[0]))
     with pytest.raises(solvers.SolverError) as info:
-        solvers.evolve(m, np.linspace(0.0, 10 * TAU_IN, 11), solver="tsit5", max_steps=5)
+        solvers.evolve(m, np.linspace(0.0, 10 * TAU_IN, 11), solver="tsit5", max_steps=5, progress=False)
     assert isinstance(info.value.partial, xr.Dataset)
 
 
@@ -162,3 +162,34 @@ def test_netcdf_round_trip(tmp_path):
         with pytest.raises(FileExistsError):
             solvers.save(ds, path)
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_time_dependent_switch_on():
+    """A coupling switched on at t_on: nothing happens before, relaxation after."""
+    t_on = 2000.0
+    eta = kinetics.Step(after=0.3 / TAU_IN, t_on=t_on, before=0.0)
+    bath = kinetics.MultimodeCavity(omega0=3.0 * DELTA0, t_cav=0.5 * T_QP, eta=eta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", kinetics.PhysicsWarning)
+        m = kinetics.Model(t_qp=T_QP, tau_in=TAU_IN, baths=[bath], grid=GRID)
+    assert m.jump_times() == (t_on,)
+    ts = np.array([0.0, 1000.0, t_on, t_on + 100.0, t_on + 30 * TAU_IN])
+    ev = solvers.evolve(m, ts, solver="tsit5", progress=False)
+    nf = np.asarray(m.thermal_state())
+    # before the switch the bath is off: the thermal state stays put (to rounding)
+    assert np.max(np.abs(ev.n.values[:3] - nf)) < 1e-12
+    # after it, the gap moves and reaches the steady state of the switched-on model
+    steady = solvers.steady_state(model(0.3), tol=1e-13)
+    assert abs(ev.gap.values[3] - DELTA0) > 1e-6
+    # 30 tau_in at rate >= 0.6 / tau_in (the strong-coupling gap mode): e^-18 left
+    assert ev.gap.values[-1] == pytest.approx(float(steady.gap), rel=1e-8)
+
+
+def test_integrating_to_steady_state_agrees_with_newton():
+    m = model(0.3)
+    newton = solvers.steady_state(m, tol=1e-13)
+    integrated = solvers.steady_state(m, method="integrate", solver="tsit5", tol=1e-11)
+    assert integrated.attrs["solver.residual"] <= 1e-11
+    # residual 1e-11 (change of n per tau_in) over the slowest rate 0.6 / tau_in
+    # leaves n within ~2e-11 of the fixed point
+    assert np.max(np.abs(integrated.n.values - newton.n.values)) < 1e-10
