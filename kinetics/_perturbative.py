@@ -29,6 +29,7 @@ dimensionless occupation.
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -49,8 +50,9 @@ _GL_X, _GL_W = np.polynomial.legendre.leggauss(_GL_ORDER)
 _TAIL = 70.0  # the Omega range is cut where exp(-Omega / T) < exp(-70) ~ 4e-31
 _MAX_LEVELS = 60  # bisection levels of the adaptive quadrature
 _MIN_PANEL = 1e-13  # panels narrower than this (relative to their range) are accepted
-_ROUNDING = 1e-14  # rounding floor of one panel, relative to its integral of |integrand|
-_MAX_PANELS = 2_000_000  # memory guard of the adaptive quadrature
+_ROUNDING = 1e-13  # rounding floor of a panel, relative to the terms delta N cancels
+_MAX_PANELS = 200_000  # guard of the adaptive quadrature (per chunk of energies)
+_CHUNK = 64  # energies integrated together (memory ~ _CHUNK x panels x 20 points)
 
 # The three terms of K(Omega, E) = f(Omega, E) + f(-Omega, E) - f(-Omega, -E):
 _DOWN, _UP, _PAIR = 0, 1, 2
@@ -114,7 +116,10 @@ def _f_term(term, s, e, gap_excess, delta, t_qp, coherence_sign):
     omega = np.maximum(omega, 1e-300)  # only ever active at a panel end (never sampled)
     omega_signed = omega if term == _DOWN else -omega
     dos_jac = 4.0 * e_other / np.sqrt(e_other + delta)
-    coherence = 0.5 * (1.0 + coherence_sign * delta * delta / (e_signed * e_other))
+    if delta > 0:
+        coherence = 0.5 * (1.0 + coherence_sign * delta * delta / (e_signed * e_other))
+    else:  # normal state: both factors are 1/2 (and E = E' = 0 is allowed)
+        coherence = np.full(np.broadcast(s, e).shape, 0.5)
     # n_F(E'/T) - n_F(E_s/T): the exponent difference is (E' - E_s)/T = -Omega_signed / T,
     # computed from Omega itself so that delta N(Omega) * (difference) stays finite and
     # accurate as Omega -> 0.
@@ -251,91 +256,131 @@ def literal_delta_n(bath, t_qp, tau_in, delta, energies, t=0.0, *, rtol=1e-13):
             f"{e.min():g}."
         )
     e = np.maximum(e, delta)
-    gap_excess = e - delta  # E - Delta >= 0
     if e.size == 0:
         return np.zeros(shape)
 
     lo, hi = (float(x) for x in bath.support(t))
     lo = max(lo, 0.0)
     t_bath = check_nonnegative("bath temperature", float(bath.temperature(t)))
-    cut = e + delta + _TAIL * max(t_qp, t_bath)
-    hi_e = np.minimum(hi, cut)  # per energy
-    extra = _breakpoints(bath, t)
+    setup = _Setup(
+        bath=bath,
+        t=t,
+        t_qp=t_qp,
+        delta=delta,
+        coherence_sign=coherence_sign,
+        lo=lo,
+        hi=hi,
+        tail=_TAIL * max(t_qp, t_bath),
+        extra=_breakpoints(bath, t),
+        rtol=rtol,
+    )
+    result = np.empty(e.size)
+    unconverged = 0
+    for k in range(0, e.size, _CHUNK):  # bounded memory: a chunk of energies at a time
+        result[k : k + _CHUNK], bad = _literal_chunk(setup, e[k : k + _CHUNK])
+        unconverged += bad
+    if unconverged:
+        warnings.warn(
+            f"literal_delta_n: {unconverged} quadrature panels did not reach rtol = {rtol:g}.",
+            PhysicsWarning,
+            stacklevel=2,
+        )
+    return (tau_in * result).reshape(shape)
+
+
+class _Setup(NamedTuple):
+    bath: AbstractBath
+    t: float
+    t_qp: float
+    delta: float
+    coherence_sign: float
+    lo: float
+    hi: float
+    tail: float
+    extra: np.ndarray
+    rtol: float
+
+
+def _literal_chunk(c: _Setup, e):
+    """Eq. (14)/(K) at the energies `e` (1-D): (integral without tau_in, unconverged count)."""
+    delta = c.delta
+    gap_excess = e - delta  # E - Delta >= 0
+    hi_e = np.minimum(c.hi, e + delta + c.tail)  # per energy: the cut of an infinite support
 
     def integrand(term, rows, s):
         """Signed integrand of term `term` at energies e[rows] (rows broadcast with s)."""
-        omega, f = _f_term(term, s, e[rows], gap_excess[rows], delta, t_qp, coherence_sign)
-        jj, occ = _bath_values(bath, omega, t)
-        dn = occ - _bose(omega / t_qp)
+        omega, f = _f_term(term, s, e[rows], gap_excess[rows], delta, c.t_qp, c.coherence_sign)
+        jj, occ = _bath_values(c.bath, omega, c.t)
+        n_b = _bose(omega / c.t_qp)
         sign = -1.0 if term == _PAIR else 1.0
-        return sign * jj * dn * f
+        # the value, and the size of the terms that delta N = N - n_B cancels (rounding scale)
+        return sign * jj * (occ - n_b) * f, jj * (np.abs(occ) + n_b) * np.abs(f)
 
     def gauss(term, rows, a, b):
-        """Gauss-Legendre integral over [a, b] (arrays of panels); also of |integrand|."""
+        """Gauss-Legendre integrals over the panels [a, b]: value, |value|, rounding scale."""
         half = 0.5 * (b - a)
         s = (0.5 * (a + b))[:, None] + half[:, None] * _GL_X[None, :]
-        v = integrand(term, rows[:, None], s)
-        return half * (v @ _GL_W), half * (np.abs(v) @ _GL_W)
+        v, gross = integrand(term, rows[:, None], s)
+        return half * (v @ _GL_W), half * (np.abs(v) @ _GL_W), half * (gross @ _GL_W)
 
-    # Initial panels: each term's s range split at the mapped breakpoints, then in four.
-    panels = []  # (term, rows, a, b)
+    # Initial panels: each term's s range split at the mapped breakpoints; a range with
+    # few breakpoints is further cut in four (a first look for the error estimate).
+    state = {}
+    l1 = np.zeros(e.size)
     for term in (_DOWN, _UP, _PAIR):
-        s0, s1 = _term_range(term, e, gap_excess, delta, lo, hi_e)
+        s0, s1 = _term_range(term, e, gap_excess, delta, c.lo, hi_e)
+        rows, lefts, rights, spans = [], [], [], []
         for i in np.nonzero(s1 > s0)[0]:
             pts = [s0[i], s1[i]]
-            if extra.size:
-                sb = _s_of_omega(term, extra, e[i], gap_excess[i], delta)
+            if c.extra.size:
+                sb = _s_of_omega(term, c.extra, e[i], gap_excess[i], delta)
                 pts += [x for x in sb if np.isfinite(x) and s0[i] < x < s1[i]]
             pts = np.unique(np.asarray(pts))
-            edges = np.concatenate(
-                [np.linspace(pts[k], pts[k + 1], 5)[:-1] for k in range(len(pts) - 1)]
-                + [pts[-1:]]
-            )
-            panels.append((term, np.full(len(edges) - 1, i), edges[:-1], edges[1:], s1[i] - s0[i]))
-
-    result = np.zeros(e.size)
-    l1 = np.zeros(e.size)
-    state = {}
-    for term in (_DOWN, _UP, _PAIR):
-        chunk = [p for p in panels if p[0] == term]
-        if not chunk:
+            if len(pts) < 8:
+                pts = np.concatenate(
+                    [np.linspace(pts[k], pts[k + 1], 5)[:-1] for k in range(len(pts) - 1)]
+                    + [pts[-1:]]
+                )
+            rows.append(np.full(len(pts) - 1, i))
+            lefts.append(pts[:-1])
+            rights.append(pts[1:])
+            spans.append(np.full(len(pts) - 1, s1[i] - s0[i]))
+        if not rows:
             continue
-        rows = np.concatenate([p[1] for p in chunk])
-        a = np.concatenate([p[2] for p in chunk])
-        b = np.concatenate([p[3] for p in chunk])
-        span = np.concatenate([np.full(len(p[1]), p[4]) for p in chunk])
-        val, absval = gauss(term, rows, a, b)
+        rows, a, b = np.concatenate(rows), np.concatenate(lefts), np.concatenate(rights)
+        span = np.concatenate(spans)
+        val, absval, _ = gauss(term, rows, a, b)
         np.add.at(l1, rows, absval)
         state[term] = (rows, a, b, span, val)
 
+    # Adaptive bisection: a panel is done when its two halves agree with it.
     scale = np.where(l1 > 0, l1, 1.0)
+    result = np.zeros(e.size)
     unconverged = 0
     for term, (rows, a, b, span, val) in state.items():
         for _ in range(_MAX_LEVELS):
             if rows.size == 0:
                 break
             if rows.size > _MAX_PANELS:
-                import os
-                if os.environ.get("PDEBUG"):
-                    print(term, np.unique(rows), a[:10], b[:10], val[:10], scale)
                 raise RuntimeError(
                     "literal_delta_n: the adaptive quadrature does not converge (too many "
                     "panels); J(Omega) may have a feature the breakpoints do not cover."
                 )
             mid = 0.5 * (a + b)
-            rows2 = np.concatenate([rows, rows])
-            a2 = np.concatenate([a, mid])
-            b2 = np.concatenate([mid, b])
-            v2, abs2 = gauss(term, rows2, a2, b2)
-            children = v2[: rows.size] + v2[rows.size :]
+            v2, _, gross2 = gauss(
+                term, np.concatenate([rows, rows]), np.concatenate([a, mid]), np.concatenate([mid, b])
+            )
+            left, right = v2[: rows.size], v2[rows.size :]
+            children = left + right
             err = np.abs(children - val)
             width = b - a
             # goal: rtol of the energy's integral of |integrand|, shared out by width; the
-            # second bound is the rounding floor of the panel itself (beyond it bisection
-            # cannot improve anything)
+            # second bound is the rounding floor of the panel (delta N = N - n_B is a
+            # difference: beyond eps * (N + n_B) bisection cannot improve anything, and at
+            # T_bath = T_qp the integrand is rounding noise only)
             tol = np.maximum(
-                rtol * scale[rows] * width / span,
-                _ROUNDING * (abs2[: rows.size] + abs2[rows.size :]),
+                c.rtol * scale[rows] * width / span,
+                _ROUNDING * (gross2[: rows.size] + gross2[rows.size :]),
             )
             done = (err <= tol) | (width <= _MIN_PANEL * span)
             unconverged += int(np.count_nonzero((err > tol) & done))
@@ -345,17 +390,11 @@ def literal_delta_n(bath, t_qp, tau_in, delta, energies, t=0.0, *, rtol=1e-13):
             a = np.concatenate([a[keep], mid[keep]])
             b = np.concatenate([mid[keep], b[keep]])
             span = np.concatenate([span[keep], span[keep]])
-            val = np.concatenate([v2[: v2.size // 2][keep], v2[v2.size // 2 :][keep]])
+            val = np.concatenate([left[keep], right[keep]])
         else:
             unconverged += rows.size
             np.add.at(result, rows, val)
-    if unconverged:
-        warnings.warn(
-            f"literal_delta_n: {unconverged} quadrature panels did not reach rtol = {rtol:g}.",
-            PhysicsWarning,
-            stacklevel=2,
-        )
-    return (tau_in * result).reshape(shape)
+    return result, unconverged
 
 
 # ---------------------------------------------------------------------------------------
