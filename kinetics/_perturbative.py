@@ -185,13 +185,29 @@ def _s_of_omega(term, omega, e, gap_excess, delta):
         return np.sqrt(omega - e - delta)
 
 
+class _Setup(NamedTuple):
+    """What the quadrature of one chunk of energies needs (see literal_delta_n)."""
+
+    bath: AbstractBath
+    t: float
+    t_qp: float
+    delta: float
+    coherence_sign: float
+    lo: float
+    hi: float
+    tail: float
+    extra: np.ndarray
+    rtol: float
+
+
 def literal_delta_n(bath, t_qp, tau_in, delta, energies, t=0.0, *, rtol=1e-13):
     """delta n(E) of the paper's eq. (14) with eq. (15), computed literally [dimensionless].
 
         delta n(E) = tau_in integral_0^inf dOmega J(Omega) delta N(Omega) K(Omega, E),   (14)
         K(Omega, E) = f(Omega, E) + f(-Omega, E) - f(-Omega, -E),
         f(Omega, E) = theta(E - Omega - Delta) nu_qp(E - Omega)/nu_F
-                      (1/2)(1 + Delta^2 / (E (E - Omega))) [n_F((E - Omega)/T_qp) - n_F(E/T_qp)],  (15)
+                      (1/2)(1 + Delta^2 / (E (E - Omega)))
+                      [n_F((E - Omega)/T_qp) - n_F(E/T_qp)],                              (15)
 
     with nu_qp(E)/nu_F = 2|E| / sqrt(E^2 - Delta^2) and
     delta N(Omega) = N_bath(Omega) - n_B(Omega / T_qp). The three terms are
@@ -207,7 +223,8 @@ def literal_delta_n(bath, t_qp, tau_in, delta, energies, t=0.0, *, rtol=1e-13):
     agree to `rtol` of the integral of |integrand|). The Omega range of each term is
     split at the support ends of J (the multimode cavity's step at omega0), at
     Omega = E - Delta (end of f(Omega, E)) and Omega = E + Delta (start of f(-Omega, -E)),
-    and at the narrow features of J (a single-mode line's centre, a table's nodes); the
+    and at the narrow features of J (a single-mode line's centre and half widths, a
+    table's nodes: read from those baths' parameters, as a quadrature aid only); the
     inverse-square-root singularities of nu_qp (at those edges, and at Omega -> 0 for
     E = Delta in f(-Omega, E)) are removed by the substitutions Omega = edge -+ s^2.
     delta N ~ 1/Omega as Omega -> 0 is paired with the factor [n_F - n_F] ~ Omega,
@@ -237,7 +254,9 @@ def literal_delta_n(bath, t_qp, tau_in, delta, energies, t=0.0, *, rtol=1e-13):
             "perturbative_delta_n (tau_in * I_drive[n_F]) instead."
         )
     if not isinstance(bath, AbstractBath):
-        raise ParameterError(f"literal_delta_n: bath must be a kinetics bath; got {type(bath).__name__}.")
+        raise ParameterError(
+            f"literal_delta_n: bath must be a kinetics bath; got {type(bath).__name__}."
+        )
     coupling = bath.coupling
     if coupling not in ("current", "density"):
         raise ParameterError(f"bath.coupling must be 'current' or 'density'; got {coupling!r}.")
@@ -286,19 +305,6 @@ def literal_delta_n(bath, t_qp, tau_in, delta, energies, t=0.0, *, rtol=1e-13):
             stacklevel=2,
         )
     return (tau_in * result).reshape(shape)
-
-
-class _Setup(NamedTuple):
-    bath: AbstractBath
-    t: float
-    t_qp: float
-    delta: float
-    coherence_sign: float
-    lo: float
-    hi: float
-    tail: float
-    extra: np.ndarray
-    rtol: float
 
 
 def _literal_chunk(c: _Setup, e):
@@ -367,9 +373,8 @@ def _literal_chunk(c: _Setup, e):
                     "panels); J(Omega) may have a feature the breakpoints do not cover."
                 )
             mid = 0.5 * (a + b)
-            v2, _, gross2 = gauss(
-                term, np.concatenate([rows, rows]), np.concatenate([a, mid]), np.concatenate([mid, b])
-            )
+            both = np.concatenate([rows, rows])
+            v2, _, gross2 = gauss(term, both, np.concatenate([a, mid]), np.concatenate([mid, b]))
             left, right = v2[: rows.size], v2[rows.size :]
             children = left + right
             err = np.abs(children - val)
@@ -468,7 +473,7 @@ def gap_change_linear_response(model, delta_n):
     physics.md section 2: n = n_F(E_xi(Delta)/T_qp) + delta n linearized around
     (Delta_0, delta n = 0); dG_eq/dDelta is the *total* derivative (n_F follows E(Delta)),
     negative, so delta n > 0 lowers the gap. Tends to the GL form (``gap_change_gl``)
-    as T_qp -> T_c (ratio ~0.98 at T_qp = 0.9).
+    as T_qp -> T_c: GL / exact = 0.980 at T_qp = 0.9 and 0.998 at 0.99.
 
     - `model`: a ``kinetics.Model`` (its grid, T_qp [T_c] and Delta_0 [T_c]).
     - `delta_n`: delta n(xi_j) on the model's grid [dimensionless], shape (grid.n,).
