@@ -134,18 +134,33 @@ def _block(x):
     return jax.block_until_ready(x)
 
 
+def _minflt() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def time_kernel(fn, *args, reps: int = 5):
-    """(compile_s, run_s): first call minus the fastest of `reps` warm calls."""
+    """(compile_s, run_s, minor page faults per warm call): first call minus the
+    fastest of `reps` warm calls."""
     t = time.perf_counter()
     _block(fn(*args))
     first = time.perf_counter() - t
-    runs = []
+    runs, faults = [], []
     for _ in range(reps):
+        f0 = _minflt()
         t = time.perf_counter()
         _block(fn(*args))
         runs.append(time.perf_counter() - t)
+        faults.append(_minflt() - f0)
     run = min(runs)
-    return max(first - run, 0.0), run
+    return max(first - run, 0.0), run, min(faults)
+
+
+def _temp_mib(jitted, *args):
+    """XLA's temporary-buffer size of a jitted function [MiB], or None."""
+    try:
+        return jitted.lower(*args).compile().memory_analysis().temp_size_in_bytes / 2**20
+    except Exception:
+        return None
 
 
 def _row(n, method, **kw):
@@ -366,19 +381,25 @@ def bench_size(n, args, history):
     # reference kernel: one fused pass over N x N float64
     x = jnp.asarray(np.random.default_rng(0).standard_normal((n, n)))
     ref = jax.jit(lambda x: jnp.sum(jnp.exp(x) * x, axis=1))
-    c, r = time_kernel(ref, x)
+    c, r, _ = time_kernel(ref, x)
     rows.append(_row(n, "ref-kernel", compile_s=c, compile_how="first-minus-warm", run_s=r,
                      reps=5, note=f"{r / n**2 * 1e9:.2f} ns/element"))
     log(f"  ref-kernel {r * 1e3:.3f} ms")
     rhs_jit = jax.jit(lambda t, y: model.rhs(t, y))
     jac_jit = jax.jit(lambda t, y: model.jacobian(t, y))
-    rhs_c, rhs_r = time_kernel(rhs_jit, 0.0, y0)
+    rhs_c, rhs_r, rhs_f = time_kernel(rhs_jit, 0.0, y0)
+    rhs_tmp = _temp_mib(rhs_jit, 0.0, y0)
     rows.append(_row(n, "rhs", compile_s=rhs_c, compile_how="first-minus-warm", run_s=rhs_r,
-                     reps=5, note=f"= {rhs_r / r:.0f} ref-kernel passes"))
+                     reps=5, minor_faults_per_call=rhs_f, xla_temp_mib=rhs_tmp,
+                     note=f"= {rhs_r / r:.0f} ref-kernel passes; XLA temp {rhs_tmp or 0:.0f} MiB, "
+                     f"{rhs_f} page faults/call"))
     log(f"  rhs {rhs_r * 1e3:.3f} ms")
-    jac_c, jac_r = time_kernel(jac_jit, 0.0, y0)
+    jac_c, jac_r, jac_f = time_kernel(jac_jit, 0.0, y0)
+    jac_tmp = _temp_mib(jac_jit, 0.0, y0)
     rows.append(_row(n, "jacobian", compile_s=jac_c, compile_how="first-minus-warm", run_s=jac_r,
-                     reps=5, note=f"= {jac_r / rhs_r:.1f} rhs evaluations"))
+                     reps=5, minor_faults_per_call=jac_f, xla_temp_mib=jac_tmp,
+                     note=f"= {jac_r / rhs_r:.1f} rhs; XLA temp {jac_tmp or 0:.0f} MiB, "
+                     f"{jac_f} page faults/call"))
     log(f"  jacobian {jac_r * 1e3:.3f} ms")
 
     # warm the helpers every evolve() call shares (gaps_of, dataset builder), so
@@ -387,17 +408,30 @@ def bench_size(n, args, history):
     solvers.build_dataset(model, np.tile(np.asarray(y0), (N_SAVE, 1)), np.ones(N_SAVE),
                           kind="evolve", time=t_save)
 
-    def estimate(method):
-        """(estimated warm run [s], basis)."""
-        prior = [h for h in history if h["method"] == method and h.get("run_s")
-                 and h["N"] < n and h.get("reps", 0) > 0]
-        if prior:
-            p = max(prior, key=lambda h: h["N"])
-            ratio = p["run_s"] / p["_rhs_s"]
-            return ratio * rhs_r, f"cost/rhs at N={p['N']}"
-        return DEFAULT_COST_IN_RHS[method] * rhs_r, "default cost/rhs"
-
     done = {}
+
+    def measured(method, size):
+        for h in history + rows:
+            if h["method"] == method and h["N"] == size and h.get("run_s") and h.get("reps", 0):
+                return h["run_s"]
+        return None
+
+    def estimate(method):
+        """(estimated warm run [s], basis). Preferred: the method's run at the largest
+        smaller N times the reference's growth from there to this N (in-loop costs;
+        a standalone rhs call also pays for fresh temporaries, see the rhs row)."""
+        sizes = [h["N"] for h in history if h["method"] == method and h["N"] < n
+                 and h.get("run_s") and h.get("reps", 0)]
+        if sizes:
+            m = max(sizes)
+            ref_then, ref_now = measured(args.reference, m), measured(args.reference, n)
+            if ref_then and ref_now:
+                return (measured(method, m) * ref_now / ref_then,
+                        f"its N={m} run x {args.reference}'s growth")
+            rhs_then = next(h["run_s"] for h in history if h["method"] == "rhs" and h["N"] == m)
+            return measured(method, m) * rhs_r / rhs_then, f"its N={m} run x rhs growth"
+        return DEFAULT_COST_IN_RHS[method] * rhs_r, "default cost in rhs evaluations"
+
     for method in ("tsit5", "kvaerno5", "auto", "scipy-bdf", "steady"):
         if method not in args.methods:
             continue
@@ -423,8 +457,12 @@ def bench_size(n, args, history):
                 row = bench_steady(model, max(args.repeats, 2), args.long_s)
         except Exception as exc:  # keep going: one failing method must not hide the rest
             row = _row(n, method, status="error", note=f"{type(exc).__name__}: {exc}"[:200])
-        row["_rhs_s"] = rhs_r
         row["total_s"] = time.perf_counter() - t
+        if row.get("picked") == "tsit5" and row.get("reps") and row.get("steps"):
+            # Tsit5 (FSAL): 6 rhs evaluations per step, + 2 for the initial step size
+            per = row["run_s"] / (6 * row["steps"] + 2)
+            row["rhs_in_loop_s"] = per
+            row["note"] = (f"~{_fmt_t(per)} per rhs in the loop; " + row["note"]).rstrip("; ")
         done[method] = row
         rows.append(row)
         log(f"  {method}: run {row['run_s']} s, compile {row['compile_s']} s, "
@@ -501,7 +539,9 @@ def format_table(rows, warns, footer=True):
             "run = min over `reps` warm calls (fewer when runs exceed --long-s = 60 s); rhs/jacobian/"
             "ref-kernel: min of 5, block_until_ready.",
             "From N = 2000 (--skip-from) a method other than tsit5 is skipped when its estimated run "
-            "(its cost in rhs evaluations at the previous N times this N's rhs) exceeds 300 s.",
+            "(its run at the previous N times tsit5's growth) exceeds 300 s (--budget-s).",
+            "rhs/jacobian: standalone jitted call; XLA temp = its temporary buffers, freshly "
+            "page-faulted on every call (\"page faults/call\"), unlike inside diffrax's loop.",
             "compile: tsit5/kvaerno5 = AOT lower+compile of evolve's diffrax program; auto, steady, "
             "rhs, jacobian, ref-kernel = first call minus warm call; scipy-bdf = rhs + jacobian jit.",
             "acc/rej/steps: diffrax num_accepted/rejected_steps, num_steps; scipy-bdf: acc = accepted "

@@ -43,7 +43,8 @@ def reference_gaps():
     t = np.concatenate([T_ZERO, T_GL, T_NORMAL, T_JUST_BELOW])
     d = kinetics.equilibrium_gap(t)
     out, k = {}, 0
-    for name, block in (("zero", T_ZERO), ("gl", T_GL), ("normal", T_NORMAL), ("below", T_JUST_BELOW)):
+    blocks = (("zero", T_ZERO), ("gl", T_GL), ("normal", T_NORMAL), ("below", T_JUST_BELOW))
+    for name, block in blocks:
         out[name] = d[k : k + block.size]
         k += block.size
     return out
@@ -53,8 +54,8 @@ def reference_gaps():
 
 
 def test_zero_temperature_gap_is_bcs_value(reference_gaps):
-    # 1e-6: the brief's accuracy target; the reference grid (n = 3000, xi_max = 80)
-    # has quadrature error ~1e-10 and a neglected tanh tail 2 E1(80) ~ 1e-36.
+    # 1e-6: the accuracy physics.md section 2 asks for; the reference grid (n = 3000,
+    # xi_max = 80) has quadrature error ~1e-10 and a neglected tanh tail 2 E1(80) ~ 1e-36.
     assert reference_gaps["zero"][0] == pytest.approx(DELTA0_EXACT, abs=1e-6)
 
 
@@ -102,7 +103,7 @@ def test_analytic_tail_is_needed_on_a_short_grid():
     with_tail = _hand_gap_zero_temperature(grid, with_tail=True)
     without_tail = _hand_gap_zero_temperature(grid, with_tail=False)
     code = kinetics.equilibrium_gap(0.0, grid=grid)
-    # 1e-6: the brief's accuracy target (grid quadrature error here ~1e-8)
+    # 1e-6: the accuracy physics.md section 2 asks for (grid quadrature error ~1e-8)
     assert abs(with_tail - DELTA0_EXACT) < 1e-6
     assert abs(without_tail - DELTA0_EXACT) > 1e-6  # so the tail is not optional
     # the code solves the same discrete equation: agreement to root-finding precision
@@ -123,7 +124,7 @@ def test_gap_is_the_root_of_the_gap_function():
 
     slope = float(jax.grad(lambda d: kinetics.gap_function(GRID, n, d))(delta))
     # Newton correction relative to Delta: the root is converged to machine precision
-    # (1e-13 = the brief's target; G is a sum of 48 O(1) terms, rounding ~1e-15).
+    # (1e-13: machine precision, as physics.md section 8 asks; G sums 48 O(1) terms).
     assert abs(g(delta) / slope / delta) < 1e-13
     # and G changes sign within a relative 1e-12 of Delta (|G'| Delta 1e-12 ~ 1e-12,
     # three orders above G's rounding): it is the root, not a stalled iterate.

@@ -98,7 +98,9 @@ def test_thermal_state_is_a_fixed_point_with_time_dependent_baths():
         kinetics.SingleModeCavity(
             omega0=2.0, t_cav=kinetics.Step(0.6, t_on=2.0, before=0.1), eta=2e-3, kappa=0.5
         ),
-        kinetics.Phonons(tau0=200.0, t_ph=kinetics.GaussianPulse(peak=0.4, t0=5.0, sigma=1.0, base=0.2)),
+        kinetics.Phonons(
+            tau0=200.0, t_ph=kinetics.GaussianPulse(peak=0.4, t0=5.0, sigma=1.0, base=0.2)
+        ),
     )
     model = kinetics.Model(t_qp=T_QP, tau_in=TAU_IN, baths=baths, grid=GRID)
     n_f = model.thermal_state()
@@ -110,12 +112,17 @@ def test_thermal_state_is_a_fixed_point_with_time_dependent_baths():
 
 def test_profiles_are_evaluated_at_time_t():
     # a Ramp of eta from 0 to 1e-3 over [0, 10] is 5e-4 at t = 5 (closed form)
+    ramp = kinetics.Ramp(0.0, 1e-3, 0.0, 10.0)
     ramped = kinetics.Model(
-        t_qp=T_QP, tau_in=TAU_IN, grid=GRID,
-        baths=kinetics.MultimodeCavity(omega0=2.5, t_cav=0.3, eta=kinetics.Ramp(0.0, 1e-3, 0.0, 10.0)),
+        t_qp=T_QP,
+        tau_in=TAU_IN,
+        grid=GRID,
+        baths=kinetics.MultimodeCavity(omega0=2.5, t_cav=0.3, eta=ramp),
     )
     fixed = kinetics.Model(
-        t_qp=T_QP, tau_in=TAU_IN, grid=GRID,
+        t_qp=T_QP,
+        tau_in=TAU_IN,
+        grid=GRID,
         baths=kinetics.MultimodeCavity(omega0=2.5, t_cav=0.3, eta=5e-4),
     )
     n = nonthermal_state(fixed)
@@ -164,9 +171,10 @@ def _compare_structured(model, t, n):
     reference = np.asarray(jax.jacfwd(lambda x: model.rhs(t, x))(n))
     assert np.all(np.isfinite(structured))
     # Both are exact derivatives of the same discrete rhs, assembled in a different
-    # order: they may differ by rounding only (observed <= 1e-14). 1e-10 relative
-    # to max |J| is the brief's tolerance; a missing term (the rank-one gap term,
-    # the quasi-elastic flux, tau_in) would show at 1e-3 or more.
+    # order: they may differ by rounding only (observed <= 4e-15). 1e-10 relative
+    # to max |J| is far above that; a missing or mis-scaled term (the rank-one gap
+    # term, the quasi-elastic flux, tau_in) shows at 1e-3 or more (a 0.1 % change of
+    # the rank-one term fails every case).
     scale = np.max(np.abs(reference))
     np.testing.assert_allclose(structured, reference, rtol=0, atol=1e-10 * scale)
 
@@ -183,7 +191,9 @@ JACOBIAN_CASES = [
 
 
 @pytest.mark.parametrize(
-    "name, tau_in", JACOBIAN_CASES, ids=[f"{a}-{'tau_in' if b else 'no-tau_in'}" for a, b in JACOBIAN_CASES]
+    "name, tau_in",
+    JACOBIAN_CASES,
+    ids=[f"{a}-{'tau_in' if b else 'no-tau_in'}" for a, b in JACOBIAN_CASES],
 )
 def test_structured_jacobian_matches_jacfwd(name, tau_in):
     model = kinetics.Model(t_qp=T_QP, tau_in=tau_in, baths=all_baths(0.3)[name], grid=GRID)

@@ -93,7 +93,11 @@ CASES = [
     ("Ramp t1=t0", lambda: kinetics.Ramp(0.0, 1.0, 2.0, 2.0), r"t1"),
     ("Ramp t1<t0", lambda: kinetics.Ramp(0.0, 1.0, 3.0, 2.0), r"t1"),
     ("negative Ramp t_cav", lambda: multimode(t_cav=kinetics.Ramp(0.5, -0.1, 0.0, 1.0)), r"t_cav"),
-    ("negative Step t_ph", lambda: phonons(t_ph=kinetics.Step(-0.2, t_on=1.0, before=0.5)), r"t_ph"),
+    (
+        "negative Step t_ph",
+        lambda: phonons(t_ph=kinetics.Step(-0.2, t_on=1.0, before=0.5)),
+        r"t_ph",
+    ),
     (
         "negative pulse t_bath",
         lambda: tabulated(t_bath=kinetics.GaussianPulse(peak=-1.0, t0=1.0, sigma=1.0, base=0.5)),
