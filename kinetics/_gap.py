@@ -68,8 +68,14 @@ def gap_function_ddelta(grid: Grid, n, delta):
 
 
 def gap_function_dn(grid: Grid, delta):
-    """Gradient dG/dn_j = -2 w_j / E_j (independent of n), shape (grid.n,)."""
-    return -2.0 * jnp.asarray(grid.weights) / grid.energies(delta)
+    """Gradient dG/dn_j = -2 w_j / E_j (independent of n), shape (grid.n,).
+
+    In the normal state E_0 = 0 and the entry is infinite; it is set to 0 there
+    (the gap's derivative is 0 in the normal state anyway), so that no inf * 0
+    reaches reverse-mode derivatives.
+    """
+    e = grid.energies(delta)
+    return jnp.where(e > 0, -2.0 * jnp.asarray(grid.weights) / jnp.where(e > 0, e, 1.0), 0.0)
 
 
 def _decreasing_root(f, df, guess):
@@ -178,6 +184,11 @@ def equilibrium_gap_on(grid: Grid, t):
     )
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _equilibrium_gaps(grid: Grid, ts):
+    return jax.vmap(lambda tt: equilibrium_gap_on(grid, tt))(ts)
+
+
 def equilibrium_gap(t, grid: Grid | None = None):
     """The equilibrium BCS gap Delta(T) in units of T_c, for T in units of T_c.
 
@@ -190,6 +201,6 @@ def equilibrium_gap(t, grid: Grid | None = None):
     if np.any(~np.isfinite(t_arr)) or np.any(t_arr < 0):
         check_nonnegative("t", t_arr.flat[0] if t_arr.size else t)
         raise ValueError  # pragma: no cover
-    out = jax.jit(jax.vmap(lambda tt: equilibrium_gap_on(grid, tt)))(t_arr.reshape(-1))
+    out = _equilibrium_gaps(grid, jnp.asarray(t_arr.reshape(-1)))
     out = np.asarray(out).reshape(t_arr.shape)
     return float(out) if out.ndim == 0 else out

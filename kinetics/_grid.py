@@ -94,8 +94,20 @@ class Grid(eqx.Module):
         return jnp.arcsinh(xi / self.core) / (self._a * self.du)
 
     def energies(self, delta):
-        """Quasiparticle energies E_j = sqrt(xi_j^2 + Delta^2) [T_c]."""
-        return jnp.sqrt(jnp.asarray(self.xi) ** 2 + delta**2)
+        """Quasiparticle energies E_j = sqrt(xi_j^2 + Delta^2) [T_c].
+
+        Written so that derivatives stay finite in the normal state (Delta = 0,
+        where E_0 = |Delta| at xi_0 = 0 has the one-sided slope, not 0/0).
+        """
+        xi = jnp.asarray(self.xi)
+        at_edge = xi == 0
+        safe = jnp.sqrt(jnp.where(at_edge, 1.0, xi * xi + delta * delta))
+        return jnp.where(at_edge, jnp.abs(delta), safe)
+
+    def gap_ratio(self, delta):
+        """Delta / E_j, with its Delta -> 0+ limit (1 at xi = 0) in the normal state."""
+        e = self.energies(delta)
+        return jnp.where(e > 0, delta / jnp.where(e > 0, e, 1.0), 1.0)
 
     def integrate(self, f):
         """integral_0^xi_max dxi f(xi) for node values f (last axis)."""

@@ -200,10 +200,15 @@ def _show(args) -> int:
     for k, v in ds.attrs.items():
         if k != "config":
             print(f"  {k} = {v}")
-    for name in ("relative_gap_change", "relative_gap_change_gl", "gap"):
-        if name in ds:
-            vals = np.atleast_1d(ds[name].values)
-            print(f"  {name}: {vals[-1]:.6g}" + (" (last time)" if vals.size > 1 else ""))
+    for name in ds.data_vars:
+        da = ds[name]
+        if da.ndim == 0:
+            print(f"  {name} = {float(da):.6g} [{da.attrs.get('units', '')}]")
+        elif da.dims == ("time",):
+            print(f"  {name} = {float(da[-1]):.6g} at the last time [{da.attrs.get('units', '')}]")
+        elif "xi" not in da.dims:
+            v = da.values
+            print(f"  {name}: {da.dims}, from {np.nanmin(v):.4g} to {np.nanmax(v):.4g}")
     return 0
 
 

@@ -166,13 +166,6 @@ def test_gap_forward_derivative_is_zero_in_the_normal_state():
     np.testing.assert_array_equal(jac, 0.0)  # Delta = 0 on an open set of n
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: reverse mode through gap() at Delta = 0 gives NaN at xi = 0: "
-    "gap_function_dn = -2 w / E is -inf there (E = 0) and the cotangent of "
-    "jnp.where(delta > 0, ..., 0) multiplies it by 0.",
-)
 def test_gap_reverse_derivative_is_zero_in_the_normal_state():
     n = kinetics.thermal_distribution(GRID, 0.0, 1.2)
     grad = np.asarray(jax.grad(lambda x: kinetics.gap(GRID, x))(n))

@@ -213,12 +213,6 @@ def normal_state():
     return kinetics.thermal_distribution(GRID, 0.0, 1.2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: at Delta = 0 the coherence factor Delta^2 / (E_i E_j) is 0/0 at xi = 0 "
-    "(E_0 = 0): every bath's operator, hence Model.rhs, is NaN in the normal state",
-)
 def test_normal_state_rhs_is_finite():
     model = kinetics.Model(
         t_qp=T_QP, tau_in=TAU_IN, baths=thermal_baths(0.3)["phonons"], grid=GRID
@@ -228,13 +222,6 @@ def test_normal_state_rhs_is_finite():
     assert np.all(np.isfinite(np.asarray(model.rhs(0.0, n))))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: at Delta = 0, d rhs / d Delta is NaN at xi = 0 (dE/dDelta = Delta / E = 0/0), "
-    "and 0 * NaN poisons row 0 of Model.jacobian and all of jax.jacfwd(rhs), even with "
-    "the relaxation term alone",
-)
 def test_normal_state_jacobian_is_finite():
     model = kinetics.Model(t_qp=T_QP, tau_in=TAU_IN, grid=GRID)  # no bath: rhs is finite
     n = normal_state()
