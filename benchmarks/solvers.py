@@ -64,6 +64,24 @@ MAX_STEPS = 200_000  # evolve's default (the AOT compile must match evolve's cal
 # the ratio measured at the largest smaller N of the same process.
 DEFAULT_COST_IN_RHS = {"tsit5": 500.0, "kvaerno5": 5000.0, "scipy-bdf": 400.0}
 
+def _source_digest() -> dict:
+    """sha256 of the imported kinetics/ and solvers/ sources (read right after import,
+    so that results can be matched to the working tree they measured)."""
+    import hashlib
+
+    h, files = hashlib.sha256(), []
+    for mod in (kinetics, solvers):
+        folder = os.path.dirname(os.path.abspath(mod.__file__))
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name), "rb") as fh:
+                    h.update(name.encode() + b"\0" + fh.read())
+                files.append(f"{os.path.basename(folder)}/{name}")
+    return {"sha256": h.hexdigest()[:16], "files": len(files)}
+
+
+SOURCE_DIGEST = _source_digest()
+
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -134,6 +152,12 @@ def _block(x):
     return jax.block_until_ready(x)
 
 
+def _cpu_s() -> float:
+    """User + system CPU seconds of this process, all threads."""
+    t = os.times()
+    return t.user + t.system
+
+
 def _minflt() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
@@ -172,6 +196,7 @@ def _row(n, method, **kw):
         "compile_s": None,
         "compile_how": None,
         "run_s": None,
+        "cpu_s": None,
         "runs_s": [],
         "reps": 0,
         "accepted": None,
@@ -191,15 +216,17 @@ def _row(n, method, **kw):
 def _repeat(call, reps: int, long_s: float):
     """Run `call` up to `reps` times (at least once); stop after one run longer
     than `long_s`, or after two runs that together took longer than `long_s`.
-    Returns (list of wall times, last result)."""
-    times, out = [], None
+    Returns (list of wall times, last result, process CPU seconds of the fastest run)."""
+    times, cpus, out = [], [], None
     for _ in range(max(reps, 1)):
+        c = _cpu_s()
         t = time.perf_counter()
         out = call()
         times.append(time.perf_counter() - t)
+        cpus.append(_cpu_s() - c)
         if times[-1] > long_s or (len(times) >= 2 and sum(times) > long_s):
             break
-    return times, out
+    return times, out, cpus[int(np.argmin(times))]
 
 
 # ---------------------------------------------------------------- methods
@@ -229,14 +256,16 @@ def bench_evolve(model, t_save, name, reps, long_s):
             row["compile_s"] = _aot_evolve_compile(model, y0, t_save, name)
             row["compile_how"] = "aot"
         except Exception as exc:  # private API changed: first call minus warm call
-            log(f"  [{name}] AOT compile unavailable ({type(exc).__name__}: {exc}); timing first call")
+            log(f"  [{name}] AOT compile unavailable ({type(exc).__name__}: {exc}); "
+                "timing the first call")
             t = time.perf_counter()
             call()
             first = time.perf_counter() - t
             row["compile_how"] = "first-minus-warm"
             row["_first"] = first
-        times, ds = _repeat(call, reps, long_s)
+        times, ds, cpu = _repeat(call, reps, long_s)
     run = min(times)
+    row["cpu_s"] = cpu
     if row["compile_how"] == "first-minus-warm":
         row["compile_s"] = max(row.pop("_first") - run, 0.0)
     elif len(times) >= 2 and times[0] > run + max(2.0, 0.5 * row["compile_s"]):
@@ -297,12 +326,12 @@ def bench_auto(model, t_save, reps, long_s, done: dict, rerun_max_s: float):
             t = time.perf_counter()
             call()
             first = time.perf_counter() - t
-            times, ds = _repeat(call, reps, long_s)
+            times, ds, cpu = _repeat(call, reps, long_s)
             run = min(times)
             a = ds.attrs
             row = _row(
                 n, "auto", picked=a["solver.name"], compile_s=c_compile + max(first - run, 0.0),
-                compile_how="first-minus-warm", run_s=run, runs_s=times, reps=len(times),
+                compile_how="first-minus-warm", run_s=run, runs_s=times, reps=len(times), cpu_s=cpu,
                 accepted=int(a["solver.num_accepted_steps"]),
                 rejected=int(a["solver.num_rejected_steps"]), steps=int(a["solver.num_steps"]),
                 rel_gap_change=float(ds.relative_gap_change.values[-1]),
@@ -333,12 +362,12 @@ def bench_scipy_bdf(model, t_save, rhs_jit, jac_jit, rhs_compile, jac_compile, r
                              jac=jac, rtol=RTOL, atol=ATOL)
 
     with PeakRSS() as mem:
-        times, sol = _repeat(call, reps, long_s)
+        times, sol, cpu = _repeat(call, reps, long_s)
     gap = float(solvers._evolve.gaps_of(model, jnp.asarray(sol.y[:, -1:].T))[0])
     return _row(
         n, "scipy-bdf", compile_s=rhs_compile + jac_compile,
         compile_how="rhs+jacobian jit (shared with their rows)", run_s=min(times),
-        runs_s=times, reps=len(times), accepted=len(sol.t) - 1, nfev=int(sol.nfev),
+        runs_s=times, cpu_s=cpu, reps=len(times), accepted=len(sol.t) - 1, nfev=int(sol.nfev),
         njev=int(sol.njev), nlu=int(sol.nlu), peak_rss_mib=mem.peak_mib,
         rel_gap_change=(gap - delta0) / delta0, status="success" if sol.status == 0 else "failed",
         note="" if sol.status == 0 else sol.message,
@@ -355,15 +384,17 @@ def bench_steady(model, reps, long_s):
         t = time.perf_counter()
         call()
         first = time.perf_counter() - t
-        times, ds = _repeat(call, reps, long_s)
+        times, ds, cpu = _repeat(call, reps, long_s)
     run = min(times)
     a = ds.attrs
     return _row(
-        n, "steady", compile_s=max(first - run, 0.0), compile_how="first-minus-warm",
+        n, "steady", compile_s=max(first - run, 0.0), compile_how="first-minus-warm", cpu_s=cpu,
         run_s=run, runs_s=times, reps=len(times), steps=int(a["solver.iterations"]),
-        peak_rss_mib=mem.peak_mib, rel_gap_change=float(np.asarray(ds.relative_gap_change.values).reshape(-1)[-1]),
+        peak_rss_mib=mem.peak_mib,
+        rel_gap_change=float(np.asarray(ds.relative_gap_change.values).reshape(-1)[-1]),
         status=str(a["solver.status"]),
-        note=f"Newton {int(a['solver.iterations'])} it., residual {float(a['solver.residual']):.1e}; "
+        note=f"Newton {int(a['solver.iterations'])} it., "
+        f"residual {float(a['solver.residual']):.1e}; "
         "t -> inf limit, not compared",
     )
 
@@ -444,6 +475,7 @@ def bench_size(n, args, history):
                 rows.append(_row(n, method, status="skipped", note=note))
                 continue
         log(f"  {method} ...")
+        load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         t = time.perf_counter()
         try:
             if method in ("tsit5", "kvaerno5"):
@@ -458,6 +490,7 @@ def bench_size(n, args, history):
         except Exception as exc:  # keep going: one failing method must not hide the rest
             row = _row(n, method, status="error", note=f"{type(exc).__name__}: {exc}"[:200])
         row["total_s"] = time.perf_counter() - t
+        row["loadavg1_at_start"] = load1
         if row.get("picked") == "tsit5" and row.get("reps") and row.get("steps"):
             # Tsit5 (FSAL): 6 rhs evaluations per step, + 2 for the initial step size
             per = row["run_s"] / (6 * row["steps"] + 2)
@@ -506,6 +539,7 @@ COLUMNS = [
     ("picked", 8, lambda r: r["picked"] or "-"),
     ("compile", 9, lambda r: _fmt_t(r["compile_s"])),
     ("run(min)", 10, lambda r: _fmt_t(r["run_s"])),
+    ("cpu", 8, lambda r: "-" if r["cpu_s"] is None else f"{r['cpu_s']:.2f} s"),
     ("reps", 4, lambda r: str(r["reps"]) if r["reps"] else "-"),
     ("acc", 5, lambda r: _fmt_i(r["accepted"])),
     ("rej", 4, lambda r: _fmt_i(r["rejected"])),
@@ -521,6 +555,30 @@ COLUMNS = [
 ]
 
 
+FOOTER = [
+    "Problem: MultimodeCavity(omega0=3 Delta0, t_cav=0.45, eta=0.0155/tau_in), T_qp=0.9, "
+    "tau_in=1000, t in [0, 10 tau_in] (11 save points), rtol 1e-8, atol 1e-12, thermal start.",
+    "run = min over `reps` warm calls (fewer when runs exceed --long-s = 60 s); "
+    "rhs/jacobian/ref-kernel: min of 5, block_until_ready. cpu = process user+sys CPU time "
+    "of the fastest run (XLA uses both cores: cpu ~ 2 x run when it gets them).",
+    "From N = 2000 (--skip-from) a method other than tsit5 is skipped when its estimated run "
+    "(its run at the previous N times tsit5's growth) exceeds 300 s (--budget-s).",
+    "rhs/jacobian: standalone jitted call; XLA temp = its temporary buffers, freshly "
+    "page-faulted on every call (\"page faults/call\"), unlike inside diffrax's loop.",
+    "compile: tsit5/kvaerno5 = AOT lower+compile of evolve's diffrax program; auto, steady, "
+    "rhs, jacobian, ref-kernel = first call minus warm call; scipy-bdf = rhs + jacobian jit.",
+    "acc/rej/steps: diffrax num_accepted/rejected_steps, num_steps; scipy-bdf: acc = "
+    "accepted steps (len(sol.t)-1), nfev/njev/nlu from solve_ivp; steady: steps = Newton "
+    "iterations.",
+    "scipy-bdf runs with OpenBLAS limited to 1 thread (threadpoolctl): OpenBLAS threads "
+    "fight XLA's on 2 cores.",
+    "peakMiB: peak process RSS above its value at the method's start (compile + runs), "
+    "/proc/self/statm sampled every 5 ms; tracemalloc cannot see XLA's buffers.",
+    "steady: delta Delta/Delta0 of the t -> inf state; the slowest (gap) mode relaxes at "
+    "~0.35/tau_in, so t = 10 tau_in is still ~3% below it: not compared.",
+]
+
+
 def format_table(rows, warns, footer=True):
     head = "  ".join(f"{name:<{w}}" if w else name for name, w, _ in COLUMNS)
     lines = [head, "-" * len(head)]
@@ -532,27 +590,7 @@ def format_table(rows, warns, footer=True):
         lines.append("  ".join(f"{f(r):<{w}}" if w else f(r) for _, w, f in COLUMNS).rstrip())
     lines += [""] + list(warns)
     if footer:
-        lines += [
-            "",
-            "Problem: MultimodeCavity(omega0=3 Delta0, t_cav=0.45, eta=0.0155/tau_in), T_qp=0.9, "
-            "tau_in=1000, t in [0, 10 tau_in] (11 save points), rtol 1e-8, atol 1e-12, thermal start.",
-            "run = min over `reps` warm calls (fewer when runs exceed --long-s = 60 s); rhs/jacobian/"
-            "ref-kernel: min of 5, block_until_ready.",
-            "From N = 2000 (--skip-from) a method other than tsit5 is skipped when its estimated run "
-            "(its run at the previous N times tsit5's growth) exceeds 300 s (--budget-s).",
-            "rhs/jacobian: standalone jitted call; XLA temp = its temporary buffers, freshly "
-            "page-faulted on every call (\"page faults/call\"), unlike inside diffrax's loop.",
-            "compile: tsit5/kvaerno5 = AOT lower+compile of evolve's diffrax program; auto, steady, "
-            "rhs, jacobian, ref-kernel = first call minus warm call; scipy-bdf = rhs + jacobian jit.",
-            "acc/rej/steps: diffrax num_accepted/rejected_steps, num_steps; scipy-bdf: acc = accepted "
-            "steps (len(sol.t)-1), nfev/njev/nlu from solve_ivp; steady: steps = Newton iterations.",
-            "scipy-bdf runs with OpenBLAS limited to 1 thread (threadpoolctl): OpenBLAS threads fight "
-            "XLA's on 2 cores.",
-            "peakMiB: peak process RSS above its value at the method's start (compile + runs), "
-            "/proc/self/statm sampled every 5 ms; tracemalloc cannot see XLA's buffers.",
-            "steady: delta Delta/Delta0 of the t -> inf state; the slowest (gap) mode relaxes at "
-            "~0.35/tau_in, so t = 10 tau_in is still ~3% below it: not compared.",
-        ]
+        lines += [""] + FOOTER
     return "\n".join(lines)
 
 
@@ -607,7 +645,8 @@ def _clean(row):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m benchmarks.solvers", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.solvers",
+                                description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[250, 500, 1000, 2000])
     p.add_argument("--quick", action="store_true", help="N = 250 only, one repeat (smoke test)")
     p.add_argument("--json", metavar="PATH", help="write results, machine info and versions here")
@@ -636,10 +675,11 @@ def main(argv=None):
     started = datetime.datetime.now().astimezone()
     meta = {
         "date": started.isoformat(timespec="seconds"),
-        "command": "python -m benchmarks.solvers " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python -m benchmarks.solvers "
+        + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": machine_info(),
         "versions": versions(),
-        "git": git_info(),
+        "git": dict(git_info(), source_sha256=SOURCE_DIGEST["sha256"]),
         "settings": {k: v for k, v in vars(args).items() if k != "json"},
         "memory_measure": "peak RSS above the method's start, /proc/self/statm sampled every 5 ms",
         "openblas_threads_scipy": 1,
@@ -672,6 +712,9 @@ def main(argv=None):
           f"{m.get('mem_total_gib')} GiB, {m['platform']}; load avg at start "
           f"{', '.join(f'{x:.1f}' for x in m['loadavg_start'] or ())}")
     print("# " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v))
+    g = meta["git"]
+    print(f"# git {str(g.get('commit'))[:10]} + {g.get('modified_files', '?')} modified "
+          f"tracked files; kinetics/ + solvers/ sources sha256 {g['source_sha256']}")
     print(format_table(all_rows, all_warns))
     return 0
 
