@@ -185,6 +185,9 @@ def save(ds: xr.Dataset, path, *, overwrite: bool = False) -> str:
         ds.to_netcdf(tmp, engine="netcdf4")
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
