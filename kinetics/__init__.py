@@ -30,3 +30,8 @@ from ._profiles import AbstractProfile as AbstractProfile  # noqa: E402
 from ._profiles import GaussianPulse as GaussianPulse  # noqa: E402
 from ._profiles import Ramp as Ramp  # noqa: E402
 from ._profiles import Step as Step  # noqa: E402
+from ._perturbative import gap_change_gl as gap_change_gl  # noqa: E402
+from ._perturbative import gap_change_linear_response as gap_change_linear_response  # noqa: E402
+from ._perturbative import gap_relaxation_time as gap_relaxation_time  # noqa: E402
+from ._perturbative import literal_delta_n as literal_delta_n  # noqa: E402
+from ._perturbative import perturbative_delta_n as perturbative_delta_n  # noqa: E402
