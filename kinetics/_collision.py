@@ -73,9 +73,24 @@ class Bilinear:
     that ``apply`` is one fused pass over an N x N array (no matrix products).
     """
 
-    def __init__(self, ma, mb, mc, md, diag=None):
+    def __init__(self, ma, mb, mc, md, diag=None, processes=None):
         self.ma, self.mb, self.mc, self.md = ma, mb, mc, md
         self.diag = diag  # callable n -> (N,) or None
+        # process -> weight matrix multiplying its occupation factor (see process_rates)
+        self._processes = processes
+
+    def process_rates(self, n):
+        """Rates of the bath's processes at each node [events per unit time, like dn/dt]:
+        "scattering" out of xi_i (emission and absorption, weight x n (1 - n')),
+        "pair_breaking" into xi_i (weight x (1 - n)(1 - n')) and "recombination" out
+        of xi_i (weight x n n')."""
+        ni, nj = n[:, None], n[None, :]
+        occupation = {
+            "scattering": ni * (1.0 - nj),
+            "pair_breaking": (1.0 - ni) * (1.0 - nj),
+            "recombination": ni * nj,
+        }
+        return {k: 2.0 * jnp.sum(m * occupation[k], axis=1) for k, m in self._processes.items()}
 
     def apply(self, n):
         ni, nj = n[:, None], n[None, :]
@@ -192,7 +207,12 @@ def _thermal_bilinear(bath: AbstractBath, grid: Grid, delta, t, channels) -> Bil
         q = t_b * n * (1.0 - n)
         return 2.0 * q * (d_up * above - d_down * below)
 
-    return Bilinear(ma, mb, mc, md, diag)
+    processes = {  # emission (N + 1), absorption N; breaking N, recombination N + 1
+        "scattering": m_down * (n_s + 1.0) + m_up * n_s,
+        "pair_breaking": m_pair * n_p,
+        "recombination": m_pair * (n_p + 1.0),
+    }
+    return Bilinear(ma, mb, mc, md, diag, processes)
 
 
 def _drive_bilinear(bath: ClassicalDrive, grid: Grid, delta, t, channels) -> Bilinear:
@@ -244,7 +264,9 @@ def _drive_bilinear(bath: ClassicalDrive, grid: Grid, delta, t, channels) -> Bil
     if "pair" not in channels:
         m_pair = jnp.zeros_like(m_pair)
     # stimulated only: scattering (n' - n), pair (1 - n - n')
-    return Bilinear(m_pair, -m_scat - m_pair, m_scat - m_pair, jnp.zeros_like(m_scat))
+    # stimulated only: breaking (1 - n)(1 - n') and recombination n n' at one rate
+    processes = {"scattering": m_scat, "pair_breaking": m_pair, "recombination": m_pair}
+    return Bilinear(m_pair, -m_scat - m_pair, m_scat - m_pair, jnp.zeros_like(m_scat), None, processes)
 
 
 _CHANNELS = ("scattering", "pair")

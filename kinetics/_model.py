@@ -31,6 +31,9 @@ from ._grid import Grid
 from ._profiles import bounds_of
 
 
+PROCESSES = ("scattering", "pair_breaking", "recombination")
+
+
 def _as_baths(baths) -> tuple[AbstractBath, ...]:
     if isinstance(baths, AbstractBath):
         baths = (baths,)
@@ -158,6 +161,19 @@ class Model(eqx.Module):
         for b in self.baths:
             out = out + bath_bilinear(b, self.grid, delta, t).apply(n)
         return out
+
+    def process_rates(self, n, t=0.0):
+        """Totals of each bath's processes, 4 integral dxi (rate) [nu_F T_c x k_B T_c/hbar].
+
+        Returns an array of shape (n_baths, 3): quasiparticles scattered out of their
+        state, created by pair breaking, and lost by recombination, per unit time.
+        """
+        delta = self.gap(n)
+        rows = []
+        for b in self.baths:
+            r = bath_bilinear(b, self.grid, delta, t).process_rates(n)
+            rows.append(jnp.stack([4.0 * self.grid.integrate(r[k]) for k in PROCESSES]))
+        return jnp.stack(rows) if rows else jnp.zeros((0, len(PROCESSES)))
 
     def rhs_at_gap(self, t, n, delta):
         """d n / d t at a given Delta (no self-consistency)."""

@@ -17,6 +17,7 @@ import platform
 import tempfile
 from importlib import metadata
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,6 +26,7 @@ import xarray as xr
 
 from kinetics import CavityEliashbergError, Model
 from kinetics._gap import thermal_distribution
+from kinetics._model import PROCESSES
 from kinetics._profiles import AbstractProfile
 
 # name -> (long_name, units): the table every variable of every result follows
@@ -37,6 +39,11 @@ VARIABLES = {
     "n_qp": ("quasiparticle density 4 integral dxi n", "nu_F k_B T_c"),
     "energy": ("quasiparticle energy 4 integral dxi E n", "nu_F (k_B T_c)^2"),
     "quasiparticle_energy": ("E_xi = sqrt(xi^2 + Delta^2)", "k_B T_c"),
+    "process_rate": (
+        "quasiparticles per unit time scattered out / created by pair breaking / lost by "
+        "recombination, 4 integral dxi, per bath",
+        "nu_F k_B T_c x k_B T_c / hbar",
+    ),
 }
 COORDS = {
     "xi": ("normal-state energy xi", "k_B T_c"),
@@ -97,6 +104,11 @@ def model_attributes(model: Model) -> dict:
     return attrs
 
 
+@eqx.filter_jit
+def _rates(model: Model, n, t):
+    return model.process_rates(n, t)
+
+
 _thermal_rows = jax.jit(jax.vmap(thermal_distribution, in_axes=(None, 0, None)), static_argnums=0)
 
 
@@ -110,6 +122,7 @@ def build_dataset(
     solver: dict | None = None,
     extra: dict | None = None,
     config: dict | None = None,
+    rates_at: float | None = None,
 ) -> xr.Dataset:
     """Model + solution -> Dataset (the one builder for all solvers).
 
@@ -120,6 +133,8 @@ def build_dataset(
     - `solver`: settings and statistics, stored as ``solver.*`` attributes.
     - `extra`: further variables, name -> (dims, values) (units from VARIABLES).
     - `config`: the configuration that produced the result (stored as JSON).
+    - `rates_at`: for a single state, the time [hbar/(k_B T_c)] at which to evaluate
+      each bath's process rates (variable ``process_rate(bath, process)``).
     """
     g = model.grid
     n = np.asarray(n, dtype=np.float64)
@@ -142,9 +157,13 @@ def build_dataset(
         "energy": (sdims, 4.0 * np.sum(w * e * n, axis=-1)),
         "quasiparticle_energy": (dims, e),
     }
+    coords = {"xi": ("xi", g.xi)}
+    if rates_at is not None and time is None and model.baths:
+        data["process_rate"] = (("bath", "process"), np.asarray(_rates(model, jnp.asarray(n), rates_at)))
+        coords["bath"] = ("bath", [f"{k}:{type(b).__name__}" for k, b in enumerate(model.baths)])
+        coords["process"] = ("process", list(PROCESSES))
     for name, (d, v) in (extra or {}).items():
         data[name] = (d, np.asarray(v))
-    coords = {"xi": ("xi", g.xi)}
     if time is not None:
         coords["time"] = ("time", np.asarray(time, dtype=np.float64))
     ds = xr.Dataset(data, coords=coords)

@@ -57,6 +57,7 @@ def perturbative(model: Model, *, t: float = 0.0, config: dict | None = None) ->
             "delta_n_first_order": (("xi",), np.asarray(dn)),
         },
         config=config,
+        rates_at=t,
     )
     ds["relative_gap_change_gl"].attrs.update(
         long_name="delta Delta / Delta_0, Ginzburg-Landau form", units="1"

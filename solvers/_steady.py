@@ -159,7 +159,9 @@ def steady_state(
         "wall_time_s": wall,
         "time_parameters_frozen_at": t,
     }
-    ds = build_dataset(model, np.asarray(n), gap, kind="steady", solver=info, config=config)
+    ds = build_dataset(
+        model, np.asarray(n), gap, kind="steady", solver=info, config=config, rates_at=t
+    )
     if not ok and throw:
         raise SolverError(
             f"steady_state did not converge: residual {res:.3g} > tol {tol:g} after {int(iters)} "

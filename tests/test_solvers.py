@@ -193,3 +193,19 @@ def test_integrating_to_steady_state_agrees_with_newton():
     # residual 1e-11 (change of n per tau_in) over the slowest rate 0.6 / tau_in
     # leaves n within ~2e-11 of the fixed point
     assert np.max(np.abs(integrated.n.values - newton.n.values)) < 1e-10
+
+
+def test_process_rates_in_datasets():
+    m = model(0.3)
+    st = solvers.steady_state(m, tol=1e-13)
+    rates = st.process_rate.sel(bath="0:MultimodeCavity")
+    assert st.process_rate.attrs["units"]
+    # cold photons (T_cav < T_qp): recombination into the cavity beats pair breaking
+    assert float(rates.sel(process="recombination")) > float(rates.sel(process="pair_breaking")) > 0
+    # in the steady state the quasiparticle number is stationary: the cavity's net pair
+    # loss is balanced by the relaxation term, 4 integral dxi (n - n_F(E(Delta))) / tau_in
+    net_cavity = float(rates.sel(process="pair_breaking") - rates.sel(process="recombination"))
+    relax = 4.0 * float(m.grid.integrate(jnp.asarray(st.delta_n.values))) / TAU_IN
+    # the scattering part conserves number to discretization accuracy (< 1e-4 of
+    # its gross rate at this grid, tests/test_collision.py), the Newton residual is 1e-13
+    assert net_cavity == pytest.approx(relax, rel=1e-3, abs=1e-4 * float(rates.sel(process="scattering")))
