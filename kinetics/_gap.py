@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._distributions import fermi
-from ._errors import check_nonnegative
+from ._errors import ParameterError
 from ._grid import Grid
 
 _DELTA_MIN = 1e-12  # below this the state is taken as normal (Delta = 0)
@@ -198,9 +198,11 @@ def equilibrium_gap(t, grid: Grid | None = None):
     """
     grid = _REFERENCE_GRID if grid is None else grid
     t_arr = np.asarray(t, dtype=np.float64)
-    if np.any(~np.isfinite(t_arr)) or np.any(t_arr < 0):
-        check_nonnegative("t", t_arr.flat[0] if t_arr.size else t)
-        raise ValueError  # pragma: no cover
+    bad = t_arr[~np.isfinite(t_arr) | (t_arr < 0)]
+    if bad.size:
+        raise ParameterError(
+            f"equilibrium_gap: t must be finite and >= 0 [T_c]; got {float(bad.flat[0])!r}."
+        )
     out = _equilibrium_gaps(grid, jnp.asarray(t_arr.reshape(-1)))
     out = np.asarray(out).reshape(t_arr.shape)
     return float(out) if out.ndim == 0 else out
