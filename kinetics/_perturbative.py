@@ -36,7 +36,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._baths import AbstractBath, ClassicalDrive, SingleModeCavity, TabulatedBath
-from ._collision import collision
 from ._errors import ParameterError, PhysicsWarning, check_nonnegative, check_positive
 from ._gap import equilibrium_gap_slope, gap_function_ddelta
 from ._profiles import value_at
@@ -428,11 +427,7 @@ def perturbative_delta_n(model, t=0.0):
             "delta n = tau_in I[n_F] (paper eq. (14)) is defined by Model.tau_in, which is None."
         )
     delta = model.delta0
-    n = model.thermal_state(delta)
-    total = jnp.zeros_like(n)
-    for bath in model.baths:
-        total = total + collision(bath, model.grid, n, delta, t)
-    return model.tau_in * total
+    return model.tau_in * model.collision(model.thermal_state(delta), delta, t)
 
 
 def _check_delta_n(model, delta_n):
