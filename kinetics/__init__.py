@@ -26,6 +26,8 @@ from ._collision import bath_bilinear as bath_bilinear  # noqa: E402
 from ._collision import collision as collision  # noqa: E402
 from ._collision import relaxation as relaxation  # noqa: E402
 from ._model import Model as Model  # noqa: E402
+from ._bosons import BosonGrid as BosonGrid  # noqa: E402
+from ._bosons import DynamicBosons as DynamicBosons  # noqa: E402
 from ._profiles import AbstractProfile as AbstractProfile  # noqa: E402
 from ._profiles import GaussianPulse as GaussianPulse  # noqa: E402
 from ._profiles import Ramp as Ramp  # noqa: E402

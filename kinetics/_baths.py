@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._bosons import DynamicBosons
 from ._distributions import thermal_occupation
 from ._errors import ParameterError, PhysicsWarning, check_finite
 from ._profiles import AbstractProfile, bounds_of, jumps_of, scale_parameter, value_at
@@ -77,6 +78,28 @@ def _check_param(owner: str, name: str, x, *, minimum: float, strict: bool, unit
         raise ParameterError(f"{full} must be {'>' if strict else '>='} {minimum:g} {unit}; got {v:g}.")
 
 
+
+def _check_dynamic(owner: str, d, needs: str):
+    """`dynamic` must be None or a DynamicBosons carrying the mode density `needs`."""
+    if d is None:
+        return
+    if not isinstance(d, DynamicBosons):
+        raise ParameterError(
+            f"{owner}.dynamic must be None (static bath) or a kinetics.DynamicBosons; "
+            f"got {type(d).__name__}."
+        )
+    other = "tau0_ph" if needs == "r_cav" else "r_cav"
+    if getattr(d, needs) is None:
+        raise ParameterError(
+            f"{owner}.dynamic needs {needs} (the mode density: "
+            + ("r_cav, dimensionless, see kinetics.planar_cavity_r" if needs == "r_cav"
+               else "tau0_ph, Kaplan's phonon pair-breaking time [hbar/(k_B T_c)]")
+            + f"); got {needs}=None."
+        )
+    if getattr(d, other) is not None:
+        raise ParameterError(f"{owner}.dynamic: {other} does not apply to this bath; give {needs} only.")
+
+
 class AbstractBath(eqx.Module):
     """What every bath provides to the collision operator (see the module docstring)."""
 
@@ -101,8 +124,18 @@ class AbstractBath(eqx.Module):
         return thermal_occupation(omega, self.temperature(t))
 
     def parameters(self) -> dict:
-        """Parameter name -> number or profile, for datasets and summaries."""
-        return {f.name: getattr(self, f.name) for f in self.__dataclass_fields__.values()}
+        """Parameter name -> number or profile, for datasets and summaries.
+
+        The settings of a dynamic bath appear as ``dynamic.<name>`` (a static bath
+        has no such entries)."""
+        out = {}
+        for f in self.__dataclass_fields__.values():
+            v = getattr(self, f.name)
+            if isinstance(v, DynamicBosons):
+                out.update({f"dynamic.{k}": x for k, x in v.parameters().items()})
+            elif not (f.name == "dynamic" and v is None):
+                out[f.name] = v
+        return out
 
     def jump_times(self) -> tuple[float, ...]:
         out: tuple[float, ...] = ()
@@ -133,17 +166,28 @@ class MultimodeCavity(AbstractBath):
     - `t_cav`: photon temperature [T_c] (t); 0 is the vacuum.
     - `eta`: dimensionless coupling 4 alpha X D T_c / c^2 (t). The paper's Fig. 1
       corresponds to eta * tau_in = 0.0155.
+    - `dynamic`: None (photons stay at t_cav), or ``DynamicBosons(tau_b=tau_cav,
+      r_cav=...)``: the photon occupation becomes a state variable relaxing to
+      t_cav at the rate 1/tau_cav (physics.md section 9); omega0 must then be a
+      constant.
     """
 
     omega0: float | AbstractProfile = eqx.field(converter=_param)
     t_cav: float | AbstractProfile = eqx.field(converter=_param)
     eta: float | AbstractProfile = eqx.field(converter=_param)
+    dynamic: DynamicBosons | None = None
     coupling = "current"
 
     def __check_init__(self):
         _check_param("MultimodeCavity", "omega0", self.omega0, minimum=0.0, strict=True, unit="[T_c]")
         _check_param("MultimodeCavity", "t_cav", self.t_cav, minimum=0.0, strict=False, unit="[T_c]")
         _check_param("MultimodeCavity", "eta", self.eta, minimum=0.0, strict=False, unit="")
+        _check_dynamic("MultimodeCavity", self.dynamic, "r_cav")
+        if self.dynamic is not None and isinstance(self.omega0, AbstractProfile):
+            raise ParameterError(
+                "MultimodeCavity.omega0 must be a constant for a dynamic cavity (it is the "
+                "first node of the photon Omega grid); got a profile."
+            )
 
     def spectral_density(self, omega, t):
         w0 = value_at(self.omega0, t)
@@ -171,6 +215,10 @@ class SingleModeCavity(AbstractBath):
 
     - `omega0`: mode frequency [T_c] (t); `t_cav`: photon temperature [T_c] (t);
     - `eta`: dimensionless coupling (t); `kappa`: half width [T_c] (t).
+    - `dynamic`: None, or ``DynamicBosons(tau_b=tau_cav, r_cav=...)`` (physics.md
+      section 9; the mode density is the Lorentzian r_cav (kappa/pi) / ((Omega -
+      omega0)^2 + kappa^2)). Events below the first nonzero Omega node (the
+      quasi-elastic part, J(0) > 0) are then dropped on both sides.
     The grid must resolve kappa near omega0 (a warning says so when it does not).
     """
 
@@ -178,6 +226,7 @@ class SingleModeCavity(AbstractBath):
     t_cav: float | AbstractProfile = eqx.field(converter=_param)
     eta: float | AbstractProfile = eqx.field(converter=_param)
     kappa: float | AbstractProfile = eqx.field(converter=_param)
+    dynamic: DynamicBosons | None = None
     coupling = "current"
 
     def __check_init__(self):
@@ -185,6 +234,9 @@ class SingleModeCavity(AbstractBath):
         _check_param("SingleModeCavity", "t_cav", self.t_cav, minimum=0.0, strict=False, unit="[T_c]")
         _check_param("SingleModeCavity", "eta", self.eta, minimum=0.0, strict=False, unit="")
         _check_param("SingleModeCavity", "kappa", self.kappa, minimum=0.0, strict=True, unit="[T_c]")
+        _check_dynamic("SingleModeCavity", self.dynamic, "r_cav")
+        if self.dynamic is not None and isinstance(self.omega0, AbstractProfile):
+            raise ParameterError("SingleModeCavity.omega0 must be a constant for a dynamic cavity.")
 
     def spectral_density(self, omega, t):
         w0 = value_at(self.omega0, t)
@@ -270,11 +322,17 @@ class Phonons(AbstractBath):
       438 ns = 6.8e4 hbar/(k_B T_c) at T_c = 1.19 K).
     - `t_ph`: phonon temperature [T_c] (t).
     - `omega_debye`: optional upper cut-off [T_c] (None: no cut-off).
+    - `dynamic`: None (phonons stay at t_ph), or ``DynamicBosons(tau_b=tau_esc,
+      tau0_ph=...)``: the phonon occupation becomes a state variable that escapes
+      to the substrate at t_ph at the rate 1/tau_esc (the phonon bottleneck,
+      physics.md section 9). ``kinetics.aluminium_phonons`` builds one from
+      material constants.
     """
 
     tau0: float | AbstractProfile = eqx.field(converter=_param)
     t_ph: float | AbstractProfile = eqx.field(converter=_param)
     omega_debye: float | None = eqx.field(static=True, default=None)
+    dynamic: DynamicBosons | None = None
     coupling = "density"
 
     def __check_init__(self):
@@ -282,6 +340,7 @@ class Phonons(AbstractBath):
         _check_param("Phonons", "t_ph", self.t_ph, minimum=0.0, strict=False, unit="[T_c]")
         if self.omega_debye is not None:
             _check_param("Phonons", "omega_debye", self.omega_debye, minimum=0.0, strict=True, unit="[T_c]")
+        _check_dynamic("Phonons", self.dynamic, "tau0_ph")
 
     def spectral_density(self, omega, t):
         return omega**2 / value_at(self.tau0, t)

@@ -4,6 +4,11 @@ The kinetic equation (paper eq. (6), physics.md section 4):
 
     d n(xi, t) / dt = sum_b I_b[n; Delta(t)](xi) - (n - n_F(E_xi / T_qp)) / tau_in,
     Delta(t) = Delta[n(., t)]   (solved at every evaluation)
+
+With dynamic baths (physics.md section 9) the state is one flat vector
+y = [n (grid.n values), N_b of each dynamic bath (its Omega grid's state nodes),
+in bath order]; ``Model.split`` and ``Model.join`` convert. A model without
+dynamic baths has y = n and runs exactly the code it always ran.
 """
 
 from __future__ import annotations
@@ -16,8 +21,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._baths import AbstractBath, ClassicalDrive, MultimodeCavity, SingleModeCavity, _check_param, _param
+from ._baths import (
+    AbstractBath,
+    ClassicalDrive,
+    MultimodeCavity,
+    Phonons,
+    SingleModeCavity,
+    _check_param,
+    _param,
+)
+from ._bosons import BosonGrid
 from ._collision import bath_bilinear, relaxation
+from ._dynamic import DynamicOperator, default_boson_grid, reservoir_occupation
 from ._errors import GridError, ParameterError, PhysicsWarning
 from ._gap import (
     equilibrium_gap_on,
@@ -32,6 +47,7 @@ from ._profiles import bounds_of
 
 
 PROCESSES = ("scattering", "pair_breaking", "recombination")
+_DYNAMIC_CAPABLE = (MultimodeCavity, SingleModeCavity, Phonons)  # baths with a `dynamic` field
 
 
 def _as_baths(baths) -> tuple[AbstractBath, ...]:
@@ -63,12 +79,34 @@ class Model(eqx.Module):
     **Other arguments:**
 
     - `grid`: the xi grid (default `Grid()`).
+    - `omega_grids`: filled in automatically: the Omega grid (``BosonGrid``) of each
+      dynamic bath, None for a static one (see ``kinetics.DynamicBosons``).
+
+    **State:** ``y`` = n (shape (grid.n,)) for a static model; with dynamic baths
+    ``y`` = [n, N_b...] of length ``state_size`` (``split``/``join``). ``rhs``,
+    ``jacobian``, ``gap`` and ``initial_state`` work on ``y``; ``thermal_state``
+    and ``collision`` are about n only (``collision`` treats every bath as static,
+    which is what the perturbative formulas need).
     """
 
     t_qp: float = eqx.field(converter=_param)
     tau_in: float | None = eqx.field(converter=lambda x: None if x is None else _param(x))
     baths: tuple[AbstractBath, ...] = eqx.field(converter=_as_baths, default=())
     grid: Grid = Grid()
+    omega_grids: tuple[BosonGrid | None, ...] | None = eqx.field(static=True, default=None)
+
+    def __post_init__(self):
+        if self.omega_grids is not None:
+            return
+        if not isinstance(self.grid, Grid) or not all(isinstance(b, AbstractBath) for b in self.baths):
+            return  # __check_init__ reports it
+        t = 0.9 if isinstance(self.t_qp, jax.core.Tracer) else float(self.t_qp)
+        self.omega_grids = tuple(
+            default_boson_grid(b, self.grid, t)
+            if isinstance(b, _DYNAMIC_CAPABLE) and b.dynamic is not None
+            else None
+            for b in self.baths
+        )
 
     def __check_init__(self):
         if not isinstance(self.grid, Grid):
@@ -132,6 +170,63 @@ class Model(eqx.Module):
                     stacklevel=4,
                 )
 
+    # ---- the state vector ----
+    @property
+    def dynamic(self) -> tuple[int, ...]:
+        """Indices of the dynamic baths (those whose N_b is in the state)."""
+        return tuple(k for k, g in enumerate(self.omega_grids or ()) if g is not None)
+
+    @property
+    def state_size(self) -> int:
+        """Length of the state vector y: grid.n + the Omega nodes of every dynamic bath."""
+        return self.grid.n + sum(self.omega_grids[k].size for k in self.dynamic)
+
+    def split(self, y):
+        """y -> (n, (N_b of each dynamic bath, in bath order)); works on (..., state_size)."""
+        out, start = [], self.grid.n
+        for k in self.dynamic:
+            m = self.omega_grids[k].size
+            out.append(y[..., start : start + m])
+            start += m
+        return y[..., : self.grid.n], tuple(out)
+
+    def join(self, n, bosons=()):
+        """(n, (N_b, ...)) -> y."""
+        if not self.dynamic:
+            return n
+        return jnp.concatenate([n, *bosons], axis=-1)
+
+    def boson_state(self, t=0.0):
+        """Each dynamic bath's reservoir occupation n_B(Omega_k / T_b(t)) on its nodes."""
+        return tuple(reservoir_occupation(self.baths[k], self.omega_grids[k], t) for k in self.dynamic)
+
+    def initial_state(self, t=0.0):
+        """The default initial state y: n_F at T_qp and Delta_0, bosons at their reservoirs.
+
+        Equals ``thermal_state()`` for a static model."""
+        return self.join(self.thermal_state(), self.boson_state(t))
+
+    def residual_weights(self):
+        """None for a static model; else per component of y: 1 for n, rho_b(Omega_k)
+        for N_b, so that rho_b dN_b/dt (bosons per unit Omega per unit time) is
+        measured like dn/dt (quasiparticles per unit xi per unit time)."""
+        if not self.dynamic:
+            return None
+        from ._dynamic import mode_density
+
+        parts = [jnp.ones((self.grid.n,))]
+        for k in self.dynamic:
+            parts.append(mode_density(self.baths[k], jnp.asarray(self.omega_grids[k].state_omega)))
+        return jnp.concatenate(parts)
+
+    def _operators(self, y, delta, t):
+        n, bosons = self.split(y)
+        ops = tuple(
+            DynamicOperator(self.baths[k], self.omega_grids[k], self.grid, delta, t, nb)
+            for k, nb in zip(self.dynamic, bosons)
+        )
+        return n, bosons, ops
+
     # ---- equilibrium ----
     @property
     def delta0(self):
@@ -143,8 +238,10 @@ class Model(eqx.Module):
         delta = self.delta0 if delta is None else delta
         return thermal_distribution(self.grid, delta, self.t_qp)
 
-    def gap(self, n, guess=None):
-        """Self-consistent Delta[n] [T_c] (differentiable); `guess` only affects the cost."""
+    def gap(self, y, guess=None):
+        """Self-consistent Delta[n] [T_c] of a state y (or of n alone) (differentiable);
+        `guess` only affects the cost."""
+        n = y[: self.grid.n] if self.dynamic else y
         return gap(self.grid, n, gap_guess(self.t_qp) if guess is None else guess)
 
     def jump_times(self) -> tuple[float, ...]:
@@ -162,32 +259,60 @@ class Model(eqx.Module):
             out = out + bath_bilinear(b, self.grid, delta, t).apply(n)
         return out
 
-    def process_rates(self, n, t=0.0):
+    def process_rates(self, y, t=0.0):
         """Totals of each bath's processes, 4 integral dxi (rate) [nu_F T_c x k_B T_c/hbar].
 
         Returns an array of shape (n_baths, 3): quasiparticles scattered out of their
         state, created by pair breaking, and lost by recombination, per unit time.
+        A dynamic bath's rates use its current occupation N_b (from y).
         """
-        delta = self.gap(n)
+        delta = self.gap(y)
+        n, _, ops = self._operators(y, delta, t) if self.dynamic else (y, (), ())
+        dyn = dict(zip(self.dynamic, ops))
         rows = []
-        for b in self.baths:
-            r = bath_bilinear(b, self.grid, delta, t).process_rates(n)
-            rows.append(jnp.stack([4.0 * self.grid.integrate(r[k]) for k in PROCESSES]))
+        for k, b in enumerate(self.baths):
+            bil = dyn[k].bilinear() if k in dyn else bath_bilinear(b, self.grid, delta, t)
+            r = bil.process_rates(n)
+            rows.append(jnp.stack([4.0 * self.grid.integrate(r[p]) for p in PROCESSES]))
         return jnp.stack(rows) if rows else jnp.zeros((0, len(PROCESSES)))
 
-    def rhs_at_gap(self, t, n, delta):
-        """d n / d t at a given Delta (no self-consistency)."""
+    def rhs_at_gap(self, t, y, delta):
+        """d y / d t at a given Delta (no self-consistency)."""
+        if self.dynamic:
+            return self._dynamic_rhs_at_gap(t, y, delta)
+        n = y
         out = self.collision(n, delta, t)
         if self.tau_in is not None:
             out = out + relaxation(self.grid, n, delta, self.t_qp, self.tau_in)
         return out
 
-    def rhs(self, t, n, guess=None):
-        """d n / d t of paper eq. (6) with Delta = Delta[n] solved self-consistently."""
-        return self.rhs_at_gap(t, n, self.gap(n, guess))
+    def _dynamic_rhs_at_gap(self, t, y, delta):
+        n, bosons, ops = self._operators(y, delta, t)
+        out = jnp.zeros_like(n)
+        for k, b in enumerate(self.baths):
+            if k not in self.dynamic:
+                out = out + bath_bilinear(b, self.grid, delta, t).apply(n)
+        for op in ops:
+            out = out + op.bilinear().apply(n)
+        if self.tau_in is not None:
+            out = out + relaxation(self.grid, n, delta, self.t_qp, self.tau_in)
+        return jnp.concatenate([out] + [op.boson_rhs(n, nb) for op, nb in zip(ops, bosons)])
 
-    def jacobian(self, t, n, guess=None):
-        """Structured d(rhs)/dn, O(N^2): kernel terms + (dF/dDelta)(dDelta/dn)^T."""
+    def boson_deposits(self, t, y, delta):
+        """Per dynamic bath, (D^scattering, D^pair) on all its Omega nodes (Omega = 0
+        included): bosons created per unit time at each node [per 4 nu_F x k_B T_c/hbar]."""
+        n, _, ops = self._operators(y, delta, t)
+        return tuple(op.deposits(n) for op in ops)
+
+    def rhs(self, t, y, guess=None):
+        """d y / d t of paper eq. (6) (and section 9) with Delta = Delta[n] self-consistent."""
+        return self.rhs_at_gap(t, y, self.gap(y, guess))
+
+    def jacobian(self, t, y, guess=None):
+        """Structured d(rhs)/dy, O(N^2 + N M): kernel terms + (dF/dDelta)(dDelta/dn)^T."""
+        if self.dynamic:
+            return self._dynamic_jacobian(t, y, guess)
+        n = y
         delta = self.gap(n, guess)
         nn = self.grid.n
         jac = jnp.zeros((nn, nn))
@@ -203,6 +328,37 @@ class Model(eqx.Module):
         dg_dd = gap_function_ddelta(self.grid, n, delta)
         ddelta_dn = jnp.where(delta > 0, -gap_function_dn(self.grid, delta) / jnp.where(delta > 0, dg_dd, -1.0), 0.0)
         return jac + df_ddelta[:, None] * ddelta_dn[None, :]
+
+    def _dynamic_jacobian(self, t, y, guess=None):
+        delta = self.gap(y, guess)
+        n, bosons, ops = self._operators(y, delta, t)
+        nn = self.grid.n
+        jnn = jnp.zeros((nn, nn))
+        for k, b in enumerate(self.baths):
+            if k not in self.dynamic:
+                bil = bath_bilinear(b, self.grid, delta, t)
+                jnn = jnn + bil.jacobian(n)
+                if bil.diag is not None:
+                    jnn = jnn + _tridiagonal_jacobian(bil.diag, n)
+        for op in ops:
+            jnn = jnn + op.bilinear().jacobian(n)
+        if self.tau_in is not None:
+            jnn = jnn - jnp.eye(nn) / self.tau_in
+        sizes = [self.omega_grids[k].size for k in self.dynamic]
+        top = [jnn] + [op.jac_n_nb(n) for op in ops]
+        rows = [jnp.concatenate(top, axis=1)]
+        for a, op in enumerate(ops):
+            row = [op.jac_nb_n(n)]
+            for b_, m in enumerate(sizes):
+                row.append(op.jac_nb_nb(n) if a == b_ else jnp.zeros((sizes[a], m)))
+            rows.append(jnp.concatenate(row, axis=1))
+        jac = jnp.concatenate(rows, axis=0)
+        # rank-one term through the self-consistent gap (it depends on n only)
+        df_ddelta = jax.jvp(lambda d: self.rhs_at_gap(t, y, d), (delta,), (jnp.ones_like(delta),))[1]
+        dg_dd = gap_function_ddelta(self.grid, n, delta)
+        ddelta_dn = jnp.where(delta > 0, -gap_function_dn(self.grid, delta) / jnp.where(delta > 0, dg_dd, -1.0), 0.0)
+        ddelta_dy = jnp.concatenate([ddelta_dn, jnp.zeros((self.state_size - nn,))])
+        return jac + df_ddelta[:, None] * ddelta_dy[None, :]
 
 
 def _tridiagonal_jacobian(f, n):
