@@ -28,6 +28,11 @@ from ._collision import relaxation as relaxation  # noqa: E402
 from ._model import Model as Model  # noqa: E402
 from ._bosons import BosonGrid as BosonGrid  # noqa: E402
 from ._bosons import DynamicBosons as DynamicBosons  # noqa: E402
+from ._materials import ALUMINIUM as ALUMINIUM  # noqa: E402
+from ._materials import Material as Material  # noqa: E402
+from ._materials import kaplan_pair_breaking_rate as kaplan_pair_breaking_rate  # noqa: E402
+from ._materials import phonons_of as phonons_of  # noqa: E402
+from ._materials import planar_cavity_r as planar_cavity_r  # noqa: E402
 from ._profiles import AbstractProfile as AbstractProfile  # noqa: E402
 from ._profiles import GaussianPulse as GaussianPulse  # noqa: E402
 from ._profiles import Ramp as Ramp  # noqa: E402

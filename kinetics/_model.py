@@ -98,14 +98,19 @@ class Model(eqx.Module):
     def __post_init__(self):
         if self.omega_grids is not None:
             return
-        if not isinstance(self.grid, Grid) or not all(isinstance(b, AbstractBath) for b in self.baths):
+        # (field converters run after __post_init__: convert here what is needed)
+        try:
+            baths = _as_baths(self.baths)
+            t = 0.9 if isinstance(self.t_qp, jax.core.Tracer) else float(self.t_qp)
+        except (ParameterError, TypeError, ValueError):
             return  # __check_init__ reports it
-        t = 0.9 if isinstance(self.t_qp, jax.core.Tracer) else float(self.t_qp)
+        if not isinstance(self.grid, Grid):
+            return
         self.omega_grids = tuple(
             default_boson_grid(b, self.grid, t)
             if isinstance(b, _DYNAMIC_CAPABLE) and b.dynamic is not None
             else None
-            for b in self.baths
+            for b in baths
         )
 
     def __check_init__(self):

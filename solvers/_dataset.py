@@ -39,6 +39,16 @@ VARIABLES = {
     "n_qp": ("quasiparticle density 4 integral dxi n", "nu_F k_B T_c"),
     "energy": ("quasiparticle energy 4 integral dxi E n", "nu_F (k_B T_c)^2"),
     "quasiparticle_energy": ("E_xi = sqrt(xi^2 + Delta^2)", "k_B T_c"),
+    "boson_occupation": ("occupation N_b(Omega) of the dynamic baths' modes", "1"),
+    "boson_reservoir_occupation": ("reservoir occupation n_B(Omega / T_b) at t = 0", "1"),
+    "boson_mode_temperature": ("mode temperature Omega / ln(1 + 1/N_b)", "k_B T_c"),
+    "boson_temperature": (
+        "effective boson temperature: the Bose distribution with the same energy "
+        "integral dOmega rho_b Omega N_b on the Omega grid",
+        "k_B T_c",
+    ),
+    "boson_energy": ("boson energy integral dOmega rho_b Omega N_b", "4 nu_F (k_B T_c)^2"),
+    "mode_density": ("boson modes per unit energy rho_b(Omega)", "4 nu_F"),
     "process_rate": (
         "quasiparticles per unit time scattered out / created by pair breaking / lost by "
         "recombination, 4 integral dxi, per bath",
@@ -47,6 +57,9 @@ VARIABLES = {
 }
 COORDS = {
     "xi": ("normal-state energy xi", "k_B T_c"),
+    "omega": ("boson energy Omega (state nodes of every dynamic bath, in bath order)", "k_B T_c"),
+    "omega_bath": ("index of the bath each omega node belongs to", "1"),
+    "dynamic_bath": ("dynamic bath", "1"),
     "time": ("time", "hbar / (k_B T_c)"),
 }
 
@@ -101,12 +114,79 @@ def model_attributes(model: Model) -> dict:
         attrs[f"baths.{k}.coupling"] = b.coupling
         for name, v in b.parameters().items():
             attrs[f"baths.{k}.{name}"] = _attr_value(v)
+        bg = (model.omega_grids or (None,) * len(model.baths))[k]
+        if bg is not None:
+            attrs[f"baths.{k}.dynamic.omega_grid.first"] = bg.nodes[0]
+            attrs[f"baths.{k}.dynamic.omega_grid.last"] = bg.nodes[-1]
+            attrs[f"baths.{k}.dynamic.omega_grid.nodes"] = len(bg.nodes)
+            attrs[f"baths.{k}.dynamic.omega_grid.focus"] = bg.focus
+            attrs[f"baths.{k}.dynamic.omega_grid.core"] = bg.core
     return attrs
 
 
 @eqx.filter_jit
 def _rates(model: Model, n, t):
     return model.process_rates(n, t)
+
+
+def _energy_matched_temperature(omega, c, energy):
+    """T with sum_k c_k Omega_k n_B(Omega_k / T) = energy (bisection in ln T), per row."""
+    energy = np.atleast_1d(energy)
+    lo = np.full(energy.shape, np.log(1e-4))
+    hi = np.full(energy.shape, np.log(1e3))
+
+    def e_of(lt):
+        x = omega[None, :] / np.exp(lt)[:, None]
+        return np.sum(c * omega * np.exp(-x) / -np.expm1(-x), axis=-1)
+
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        low = e_of(mid) < energy
+        lo, hi = np.where(low, mid, lo), np.where(low, hi, mid)
+    return np.where(energy > 0, np.exp(0.5 * (lo + hi)), 0.0)
+
+
+def _boson_variables(model: Model, bosons, time) -> tuple[dict, dict]:
+    """Variables and coordinates of the dynamic baths (empty for a static model)."""
+    from kinetics._dynamic import heat_capacity, mode_density
+
+    if not model.dynamic:
+        return {}, {}
+    odims = ("time", "omega") if time is not None else ("omega",)
+    bdims = ("time", "dynamic_bath") if time is not None else ("dynamic_bath",)
+    omegas, owner, rho, res, temps, energies = [], [], [], [], [], []
+    for k, nb in zip(model.dynamic, bosons):
+        bath, bg = model.baths[k], model.omega_grids[k]
+        om = bg.state_omega
+        c = np.asarray(heat_capacity(bath, bg))
+        nb = np.asarray(nb)
+        en = np.sum(c * om * nb, axis=-1)
+        omegas.append(om)
+        owner.append(np.full(om.shape, k))
+        rho.append(np.asarray(mode_density(bath, jnp.asarray(om))))
+        res.append(np.asarray(model.boson_state()[model.dynamic.index(k)]))
+        energies.append(en)
+        temps.append(_energy_matched_temperature(om, c, en).reshape(np.shape(en)))
+    nb_all = np.concatenate([np.asarray(b) for b in bosons], axis=-1)
+    with np.errstate(divide="ignore"):
+        mode_t = np.concatenate(omegas)[(None,) * (nb_all.ndim - 1)] / np.log1p(1.0 / nb_all)
+    data = {
+        "boson_occupation": (odims, nb_all),
+        "boson_mode_temperature": (odims, mode_t),
+        "boson_reservoir_occupation": (("omega",), np.concatenate(res)),
+        "mode_density": (("omega",), np.concatenate(rho)),
+        "boson_temperature": (bdims, np.stack(temps, axis=-1)),
+        "boson_energy": (bdims, np.stack(energies, axis=-1)),
+    }
+    coords = {
+        "omega": ("omega", np.concatenate(omegas)),
+        "omega_bath": ("omega", np.concatenate(owner)),
+        "dynamic_bath": (
+            "dynamic_bath",
+            [f"{k}:{type(model.baths[k]).__name__}" for k in model.dynamic],
+        ),
+    }
+    return data, coords
 
 
 _thermal_rows = jax.jit(jax.vmap(thermal_distribution, in_axes=(None, 0, None)), static_argnums=0)
@@ -126,7 +206,9 @@ def build_dataset(
 ) -> xr.Dataset:
     """Model + solution -> Dataset (the one builder for all solvers).
 
-    - `n`: occupations, shape (n_xi,) or (n_time, n_xi).
+    - `n`: occupations, shape (n_xi,) or (n_time, n_xi); with dynamic baths the
+      full state (last axis ``model.state_size``): the bosons go to the variables
+      ``boson_occupation`` (over the ``omega`` coordinate), ``boson_temperature``...
     - `gap`: Delta [T_c], scalar or (n_time,).
     - `kind`: "perturbative", "steady" or "evolve".
     - `time`: save times [hbar/(k_B T_c)] when `n` has a time axis.
@@ -137,7 +219,8 @@ def build_dataset(
       each bath's process rates (variable ``process_rate(bath, process)``).
     """
     g = model.grid
-    n = np.asarray(n, dtype=np.float64)
+    y = np.asarray(n, dtype=np.float64)
+    n, bosons = model.split(y)
     gap = np.asarray(gap, dtype=np.float64)
     delta0 = float(model.delta0)
     t_qp = model.t_qp
@@ -158,8 +241,11 @@ def build_dataset(
         "quasiparticle_energy": (dims, e),
     }
     coords = {"xi": ("xi", g.xi)}
+    boson_data, boson_coords = _boson_variables(model, bosons, time)
+    data.update(boson_data)
+    coords.update(boson_coords)
     if rates_at is not None and time is None and model.baths:
-        data["process_rate"] = (("bath", "process"), np.asarray(_rates(model, jnp.asarray(n), rates_at)))
+        data["process_rate"] = (("bath", "process"), np.asarray(_rates(model, jnp.asarray(y), rates_at)))
         coords["bath"] = ("bath", [f"{k}:{type(b).__name__}" for k, b in enumerate(model.baths)])
         coords["process"] = ("process", list(PROCESSES))
     for name, (d, v) in (extra or {}).items():

@@ -54,24 +54,45 @@ def choose_solver(model: Model, n0, t_span: float, t0: float = 0.0) -> str:
 
 def _initial_state(model: Model, n0):
     if n0 is None:
-        return model.thermal_state(), None
+        return model.initial_state(), None
+    bosons = None
     if isinstance(n0, xr.Dataset):
-        n = n0["n"].values
-        t_start = float(n0["time"].values[-1]) if "time" in n0["n"].dims else None
+        ds = n0
+        n = ds["n"].values
+        t_start = float(ds["time"].values[-1]) if "time" in ds["n"].dims else None
         if n.ndim == 2:
             n = n[-1]
+        if "boson_occupation" in ds and model.dynamic:
+            b = ds["boson_occupation"].values
+            bosons = b[-1] if b.ndim == 2 else b
         n0 = n
     else:
         t_start = None
     n0 = np.asarray(n0, dtype=np.float64)
-    if n0.shape != (model.grid.n,):
+    size = model.state_size
+    if n0.shape == (size,):
+        n0, bosons = n0[: model.grid.n], n0[model.grid.n :]
+    elif n0.shape != (model.grid.n,):
+        extra = (
+            f" or ({size},) (n followed by the dynamic baths' N_b)" if size != model.grid.n else ""
+        )
         raise ParameterError(
-            f"evolve: n0 must have shape ({model.grid.n},) (one value per grid point); "
+            f"evolve: n0 must have shape ({model.grid.n},) (one value per grid point){extra}; "
             f"got {n0.shape}."
         )
     if not np.all(np.isfinite(n0)) or np.any(n0 < 0) or np.any(n0 > 1):
         raise ParameterError("evolve: n0 must be finite and within [0, 1].")
-    return jnp.asarray(n0), t_start
+    if not model.dynamic:
+        return jnp.asarray(n0), t_start
+    if bosons is None:
+        bosons = np.concatenate([np.asarray(b) for b in model.boson_state()])
+    bosons = np.asarray(bosons, dtype=np.float64)
+    if bosons.shape != (size - model.grid.n,) or not np.all(np.isfinite(bosons)) or np.any(bosons < 0):
+        raise ParameterError(
+            f"evolve: the boson occupations of n0 must be finite, >= 0 and of shape "
+            f"({size - model.grid.n},); got shape {bosons.shape}."
+        )
+    return jnp.concatenate([jnp.asarray(n0), jnp.asarray(bosons)]), t_start
 
 
 def evolve(
@@ -98,7 +119,9 @@ def evolve(
     **Other arguments:**
 
     - `n0`: initial occupations (shape (grid.n,)), or a dataset of an earlier run
-      (its last state); default: thermal at T_qp with the equilibrium gap.
+      (its last state); default: thermal at T_qp with the equilibrium gap. With
+      dynamic baths also the full state (shape (model.state_size,)); given n only,
+      the bosons start at their reservoir occupation.
     - `solver`: "auto" (explicit Tsit5 unless the stiffness estimate |lambda| T is
       large, then Kvaerno5), or one of "tsit5", "dopri5", "dopri8", "kvaerno3/4/5".
       Implicit solvers use the structured O(N^2) Jacobian.
@@ -141,7 +164,7 @@ def evolve(
     ok = bool(sol.result == diffrax.RESULTS.successful)
     ys = np.asarray(sol.ys)
     done = np.all(np.isfinite(ys), axis=1)
-    gaps = np.asarray(gaps_of(model, jnp.where(done[:, None], ys, 0.0)))
+    gaps = np.asarray(gaps_of(model, jnp.where(done[:, None], ys, 0.0)[:, : model.grid.n]))
     gaps = np.where(done, gaps, np.nan)
     stats = {k: int(v) for k, v in sol.stats.items() if np.ndim(v) == 0}
     message = "success" if ok else diffrax.RESULTS[sol.result]

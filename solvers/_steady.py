@@ -30,8 +30,12 @@ def _newton(model: Model, n0, t, scale, tol, max_iter):
     halves the step (at most 12 times) until the rms residual falls.
     """
 
+    weights = model.residual_weights()  # None for a static model
+
     def residual(n):
         fn = model.rhs(t, n) * scale
+        if weights is not None:
+            fn = fn * weights
         return fn, jnp.max(jnp.abs(fn)), jnp.sqrt(jnp.mean(fn * fn))
 
     def cond(state):
@@ -40,7 +44,10 @@ def _newton(model: Model, n0, t, scale, tol, max_iter):
 
     def body(state):
         n, fn, res, merit, it, ok = state
-        step = jnp.linalg.solve(model.jacobian(t, n) * scale, -fn)
+        jac = model.jacobian(t, n) * scale
+        if weights is not None:
+            jac = jac * weights[:, None]
+        step = jnp.linalg.solve(jac, -fn)
 
         # backtracking on the rms residual (the max norm can be held up by one node)
         def ls_cond(s):
@@ -109,7 +116,8 @@ def steady_state(
 
     - `n0`: explicit initial guess (overrides `start`).
     - `tol`: residual tolerance: max |dn/dt| times tau_in (or times the fastest
-      relaxation time without tau_in).
+      relaxation time without tau_in); a dynamic bath's components count as
+      rho_b(Omega) |dN_b/dt| (``Model.residual_weights``).
     - `max_iter`: Newton iterations per stage.
     - `solver`: the diffrax solver for ``method="integrate"`` (see `evolve`).
 
@@ -126,8 +134,9 @@ def steady_state(
         y0, _ = _initial_state(model, n0)
     elif start == "perturbative" and model.tau_in is not None:
         y0 = jnp.clip(model.thermal_state() + perturbative_delta_n(model, t), 0.0, 1.0)
+        y0 = model.join(y0, model.boson_state(t))
     else:
-        y0 = model.thermal_state()
+        y0 = model.initial_state(t)
     clock = _time.perf_counter()
     if method == "integrate":
         if solver not in SOLVERS:
@@ -138,7 +147,7 @@ def steady_state(
         n, res, iters = _newton(model, y0, t, scale, tol, max_iter)
         stages = 1
         if not float(res) <= tol and continuation_steps > 0:
-            n = model.thermal_state()
+            n = model.initial_state(t)
             iters_total = 0
             for s in np.geomspace(1e-3, 1.0, continuation_steps):
                 n, res, iters = _newton(_scaled_model(model, float(s)), n, t, scale, tol, max_iter)
@@ -176,7 +185,11 @@ def _integrate_to_steady(model: Model, y0, t, tol, solver):
     scale = _residual_scale(model, y0, t)
     sol = _integrate(model, y0, t, tol / scale, solver)
     n = sol.ys[-1]
-    res = float(jnp.max(jnp.abs(model.rhs(t, n)))) * scale
+    f = model.rhs(t, n)
+    weights = model.residual_weights()
+    if weights is not None:
+        f = f * weights
+    res = float(jnp.max(jnp.abs(f))) * scale
     return n, res, int(sol.stats["num_steps"]), 1
 
 
