@@ -11,3 +11,4 @@ from ._evolve import evolve as evolve
 from ._evolve import stiffness_estimate as stiffness_estimate
 from ._perturbative import perturbative as perturbative
 from ._steady import steady_state as steady_state
+from ._sweep import sweep as sweep
