@@ -195,10 +195,24 @@ def evolve(
 
 
 @eqx.filter_jit
+def _shifted(field, shift):
+    def shifted(s, y, args):
+        return field(s + shift, y, args)
+
+    return shifted
+
+
 def _solve(model, y0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progress):
     field = vector_field(model)
     controller = diffrax.PIDController(rtol=rtol, atol=atol)
     if jumps:
+        # Clipping at a jump steps to nextafter(jump); at a jump exactly at t = 0 that
+        # is a denormal and the step size collapses (measured: max_steps reached with
+        # every step accepted). Integrate in s = t - t0 + (t1 - t0) > 0 instead.
+        shift = t0 - (t1 - t0)
+        field = _shifted(field, shift)
+        t0, t1, ts = t0 - shift, t1 - shift, ts - shift
+        jumps = tuple(j - shift for j in jumps)
         controller = diffrax.ClipStepSizeController(controller, jump_ts=jnp.asarray(jumps))
     meter = diffrax.TqdmProgressMeter(refresh_steps=20) if progress else diffrax.NoProgressMeter()
     return diffrax.diffeqsolve(
