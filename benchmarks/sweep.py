@@ -35,10 +35,10 @@ import platform
 import time
 import warnings
 
+import jax
 import numpy as np
 
 import kinetics  # noqa: I001  (enables float64 before any JAX work)
-import jax
 import solvers
 
 T_QP = 0.9
@@ -58,8 +58,17 @@ def factory(omega0_ratio, t_cav_ratio, *, n):
 
 def _row(rows, case, points, wall, compile_s, rel, note=""):
     rate = points / wall
-    rows.append({"case": case, "points": points, "wall_s": wall, "points_per_s": rate,
-                 "compile_s": compile_s, "note": note, "rel": rel})
+    rows.append(
+        {
+            "case": case,
+            "points": points,
+            "wall_s": wall,
+            "points_per_s": rate,
+            "compile_s": compile_s,
+            "note": note,
+            "rel": rel,
+        }
+    )
     comp = "-" if compile_s is None else f"{compile_s:8.2f} s"
     print(f"{case:22s} {points:6d} {wall:9.2f} s {rate:9.2f} {comp:>10s}   {note}", flush=True)
 
@@ -82,9 +91,11 @@ def main(argv=None):
     }
     units = {"omega0_ratio": "1", "t_cav_ratio": "1"}
     npts = a.side**2
-    print(f"# {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')} "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"load avg {os.getloadavg()[0]:.1f}, jax {jax.__version__} ({jax.default_backend()})")
+    print(
+        f"# {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')} "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"load avg {os.getloadavg()[0]:.1f}, jax {jax.__version__} ({jax.default_backend()})"
+    )
     print(f"# steady-state sweep, {a.side} x {a.side} = {npts} points, N = {a.n}")
     print(f"{'case':22s} {'points':>6s} {'wall':>11s} {'points/s':>9s} {'compile':>10s}   note")
     rows: list = []
@@ -98,11 +109,18 @@ def main(argv=None):
     solvers.steady_state(f(*vals[0]), throw=False)
     warm1 = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ref = np.array([
-        float(solvers.steady_state(f(w, r), throw=False).relative_gap_change) for w, r in vals
-    ]).reshape(a.side, a.side)
-    _row(rows, "one-by-one (warm)", npts, time.perf_counter() - t0, first - warm1, ref,
-         "solvers.steady_state per point")
+    ref = np.array(
+        [float(solvers.steady_state(f(w, r), throw=False).relative_gap_change) for w, r in vals]
+    ).reshape(a.side, a.side)
+    _row(
+        rows,
+        "one-by-one (warm)",
+        npts,
+        time.perf_counter() - t0,
+        first - warm1,
+        ref,
+        "solvers.steady_state per point",
+    )
 
     def run_sweep(case, **kw):
         t0 = time.perf_counter()
@@ -111,8 +129,11 @@ def main(argv=None):
         comp = json.loads(ds.attrs["sweep.compile_time_per_worker_s"])
         rel = ds.relative_gap_change.values
         ok = int((ds.status.values == "success").sum())
-        note = (f"{ds.attrs['sweep.backend']}; compile per worker "
-                + ", ".join(f"{v:.1f}" for v in comp.values()) + f" s; {ok}/{npts} converged")
+        note = (
+            f"{ds.attrs['sweep.backend']}; compile per worker "
+            + ", ".join(f"{v:.1f}" for v in comp.values())
+            + f" s; {ok}/{npts} converged"
+        )
         _row(rows, case, npts, wall, max(comp.values()) if comp else 0.0, rel, note)
         return ds
 
@@ -124,8 +145,13 @@ def main(argv=None):
         import distributed
 
         t0 = time.perf_counter()
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                      host="127.0.0.1", dashboard_address=None) as cluster:
+        with distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster:
             start = time.perf_counter() - t0
             print(f"# LocalCluster of 2 workers started in {start:.1f} s", flush=True)
             addr = cluster.scheduler_address
@@ -133,13 +159,19 @@ def main(argv=None):
             run_sweep("cluster loop (warm)", batch="loop", scheduler=addr)
     worst = max(float(np.nanmax(np.abs(r["rel"] - ref))) for r in rows)
     base = rows[0]["points_per_s"]
-    print("# ratio to one-by-one (warm rows): " + ", ".join(
-        f"{r['case']}: {r['points_per_s'] / base:.2f}" for r in rows if "warm" in r["case"]))
+    print(
+        "# ratio to one-by-one (warm rows): "
+        + ", ".join(
+            f"{r['case']}: {r['points_per_s'] / base:.2f}" for r in rows if "warm" in r["case"]
+        )
+    )
     print(f"# largest |difference| of delta Delta/Delta_0 to one-by-one: {worst:.2e}")
     if worst > 1e-10:
         print("WARNING: the rows disagree by more than 1e-10")
-    print(f"# load avg at the end {os.getloadavg()[0]:.1f} (other jobs share the machine: "
-          "timings are noisy)")
+    print(
+        f"# load avg at the end {os.getloadavg()[0]:.1f} (other jobs share the machine: "
+        "timings are noisy)"
+    )
     if a.json:
         with open(a.json, "w") as fh:
             json.dump([{k: v for k, v in r.items() if k != "rel"} for r in rows], fh, indent=1)

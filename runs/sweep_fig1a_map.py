@@ -78,7 +78,11 @@ def plot(ds, path: str) -> str:
     lim = np.nanmax(np.abs(zmask)) if np.isfinite(zmask).any() else 1.0
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     mesh = ax.pcolormesh(
-        x, y, zmask, shading="nearest", cmap="RdBu_r",
+        x,
+        y,
+        zmask,
+        shading="nearest",
+        cmap="RdBu_r",
         norm=TwoSlopeNorm(vmin=-lim, vcenter=0.0, vmax=lim),
     )
     fig.colorbar(mesh, ax=ax, label=r"$\delta\Delta/\Delta_0$ (nonlinear steady state)")
@@ -86,8 +90,15 @@ def plot(ds, path: str) -> str:
         cs = ax.contour(x, y, zmask, levels=[0.0], colors="k", linewidths=1.5)
         ax.clabel(cs, fmt={0.0: r"$\delta\Delta = 0$"}, fontsize=8)
     if y.max() == 1.0:
-        ax.text(x.max(), 1.0, "T_cav = T_qp: equilibrium, delta Delta = 0 exactly ",
-                ha="right", va="bottom", fontsize=7, color="0.3")
+        ax.text(
+            x.max(),
+            1.0,
+            "T_cav = T_qp: equilibrium, delta Delta = 0 exactly ",
+            ha="right",
+            va="bottom",
+            fontsize=7,
+            color="0.3",
+        )
     ax.axvline(2.0, color="0.3", lw=0.8, ls="-.")
     ax.text(2.03, y.max(), r"$\omega_0 = 2\Delta_0$", va="top", fontsize=8, color="0.3")
     bad = ~ok
@@ -109,21 +120,34 @@ def plot(ds, path: str) -> str:
     return path
 
 
-def main(quick: bool = False, output: str = OUTPUT, scheduler: str | None = None,
-         workers: int | None = None, progress: bool = True):
+def main(
+    quick: bool = False,
+    output: str = OUTPUT,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+):
     """Run (or resume, or reload) the map; write netCDF + PNG into `output`; return the dataset."""
     study = dict(STUDY, **(QUICK if quick else {}))
     os.makedirs(output, exist_ok=True)
     stem = os.path.join(output, "sweep_fig1a_map" + ("_quick" if quick else ""))
     factory = functools.partial(
-        multimode_model, t_qp=study["t_qp"], tau_in=study["tau_in"],
-        eta_tau_in=study["eta_tau_in"], grid=study["grid"],
+        multimode_model,
+        t_qp=study["t_qp"],
+        tau_in=study["tau_in"],
+        eta_tau_in=study["eta_tau_in"],
+        grid=study["grid"],
     )
     ds = solvers.sweep(
         factory,
         {"omega0_ratio": study["omega0_ratio"], "t_cav_ratio": study["t_cav_ratio"]},
-        kind="steady", units=UNITS, output=stem + ".nc", scheduler=scheduler,
-        workers=workers, progress=progress, config={"study": "sweep_fig1a_map", **study},
+        kind="steady",
+        units=UNITS,
+        output=stem + ".nc",
+        scheduler=scheduler,
+        workers=workers,
+        progress=progress,
+        config={"study": "sweep_fig1a_map", **study},
     )
     ds.attrs["study.eta_tau_in"] = study["eta_tau_in"]
     plot(ds, stem + ".png")
@@ -138,13 +162,20 @@ def _cli(argv=None) -> int:
     p.add_argument("--workers", type=int, default=None, help="local worker processes")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    ds = main(quick=a.quick, output=a.output, scheduler=a.scheduler, workers=a.workers,
-              progress=not a.no_progress)
+    ds = main(
+        quick=a.quick,
+        output=a.output,
+        scheduler=a.scheduler,
+        workers=a.workers,
+        progress=not a.no_progress,
+    )
     z = ds.relative_gap_change
-    print(f"{int((ds.status == 'success').sum())}/{ds.status.size} points converged; "
-          f"delta Delta/Delta_0 from {float(z.min()):+.4e} to {float(z.max()):+.4e}; "
-          f"wall {ds.attrs['sweep.wall_time_s']:.1f} s ({ds.attrs['sweep.backend']}, "
-          f"batch {ds.attrs['sweep.batch']})")
+    print(
+        f"{int((ds.status == 'success').sum())}/{ds.status.size} points converged; "
+        f"delta Delta/Delta_0 from {float(z.min()):+.4e} to {float(z.max()):+.4e}; "
+        f"wall {ds.attrs['sweep.wall_time_s']:.1f} s ({ds.attrs['sweep.backend']}, "
+        f"batch {ds.attrs['sweep.batch']})"
+    )
     return 0
 
 

@@ -32,6 +32,12 @@ How the work is organised
   or ``workers=None`` with >= 4 cores and dask installed), else the chunks run in
   this process. dask is optional: ``pip install "cavity-eliashberg[distributed]"``.
 
+The store records *what* is computed (factory, parameter values, kind, options),
+not *where* or *how*: a sweep started in-process may be resumed on a cluster, with
+another ``chunk_size`` or ``batch``. ``compilation_cache=FOLDER`` points JAX's
+persistent compilation cache of every process at FOLDER, so that a worker that
+finds a program there loads it instead of compiling it.
+
 A point that cannot be built or solved is marked in the dataset (``status``
 "failed" or "error", ``message`` says why) and never stops the sweep.
 
@@ -224,11 +230,14 @@ def _check_units(names, units) -> dict[str, tuple[str, str]]:
             u = units[name]
             if isinstance(u, str):
                 out[name] = (PARAMETER_UNITS.get(name, (name, ""))[0], u)
-            elif isinstance(u, (tuple, list)) and len(u) == 2 and all(isinstance(s, str) for s in u):
+            elif (
+                isinstance(u, (tuple, list)) and len(u) == 2 and all(isinstance(s, str) for s in u)
+            ):
                 out[name] = (u[0], u[1])
             else:
                 raise ParameterError(
-                    f"sweep: units[{name!r}] must be a unit string or (long_name, units); got {u!r}."
+                    f"sweep: units[{name!r}] must be a unit string or (long_name, units); "
+                    f"got {u!r}."
                 )
         elif name in PARAMETER_UNITS:
             out[name] = PARAMETER_UNITS[name]
@@ -251,14 +260,19 @@ def _check_options(kind: str, options) -> dict:
     if kind == "steady":
         if opts["start"] not in ("perturbative", "thermal"):
             raise ParameterError(
-                f"sweep: options['start'] must be 'perturbative' or 'thermal'; got {opts['start']!r}."
+                "sweep: options['start'] must be 'perturbative' or 'thermal'; got "
+                f"{opts['start']!r}."
             )
         tol = opts["tol"]
         if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
             raise ParameterError(f"sweep: options['tol'] must be > 0; got {tol!r}.")
         for k in ("max_iter", "continuation_steps"):
             v = opts[k]
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < (1 if k == "max_iter" else 0):
+            if (
+                not isinstance(v, (int, np.integer))
+                or isinstance(v, bool)
+                or v < (1 if k == "max_iter" else 0)
+            ):
                 raise ParameterError(
                     f"sweep: options[{k!r}] must be an integer >= {1 if k == 'max_iter' else 0}; "
                     f"got {v!r}."
@@ -268,7 +282,9 @@ def _check_options(kind: str, options) -> dict:
     if kind in ("steady", "perturbative"):
         t = opts["t"]
         if not (isinstance(t, (int, float)) and math.isfinite(t)):
-            raise ParameterError(f"sweep: options['t'] must be a finite time [hbar/(k_B T_c)]; got {t!r}.")
+            raise ParameterError(
+                f"sweep: options['t'] must be a finite time [hbar/(k_B T_c)]; got {t!r}."
+            )
         opts["t"] = float(t)
     if kind == "evolve":
         if opts["t_save"] is None:
@@ -292,7 +308,9 @@ def _check_options(kind: str, options) -> dict:
             opts[k] = float(v)
         v = opts["max_steps"]
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-            raise ParameterError(f"sweep: options['max_steps'] must be a positive integer; got {v!r}.")
+            raise ParameterError(
+                f"sweep: options['max_steps'] must be a positive integer; got {v!r}."
+            )
         opts["max_steps"] = int(v)
     return opts
 
@@ -334,23 +352,36 @@ def factory_name(model_factory) -> str:
 
 
 def _steady_core(model: Model, t, tol, max_iter, perturbative_start):
-    """steady_state's first Newton stage, traceable (same start, scale and loop)."""
+    """steady_state's first Newton stage, traceable (same start, scale and loop).
+
+    The state y is n, followed by the dynamic baths' N_b when there are any."""
     if perturbative_start and model.tau_in is not None:
         y0 = jnp.clip(model.thermal_state() + perturbative_delta_n(model, t), 0.0, 1.0)
+        y0 = model.join(y0, model.boson_state(t))
     else:
-        y0 = model.thermal_state()
+        y0 = model.initial_state(t)
     scale = model.tau_in if model.tau_in is not None else 1.0 / _gershgorin(model, y0, t)
-    n, res, it = _newton(model, y0, t, scale, tol, max_iter)
-    return {"n": n, "residual": res, "iterations": it, "gap": model.gap(n), "delta0": model.delta0}
+    y, res, it = _newton(model, y0, t, scale, tol, max_iter)
+    return {"n": y, "residual": res, "iterations": it, "gap": model.gap(y), "delta0": model.delta0}
 
 
 def _evolve_core(model: Model, t_save, name, rtol, atol, max_steps, jumps):
-    """evolve's integration from the thermal state, traceable."""
+    """evolve's integration from its default initial state, traceable."""
     ts = jnp.asarray(t_save)
     t1 = t_save[-1] if len(t_save) > 1 else t_save[0]
     sol = _solve(
-        model, model.thermal_state(), t_save[0], t1, ts, name, rtol, atol, max_steps, None,
-        jumps, False,
+        model,
+        model.initial_state(),
+        t_save[0],
+        t1,
+        ts,
+        name,
+        rtol,
+        atol,
+        max_steps,
+        None,
+        jumps,
+        False,
     )
     ys = sol.ys
     done = jnp.all(jnp.isfinite(ys), axis=1)
@@ -400,7 +431,12 @@ def _core_fn(kind: str, options_key: tuple):
         )
     if kind == "evolve":
         return lambda m: _evolve_core(
-            m, opts["t_save"], opts["solver"], opts["rtol"], opts["atol"], opts["max_steps"],
+            m,
+            opts["t_save"],
+            opts["solver"],
+            opts["rtol"],
+            opts["atol"],
+            opts["max_steps"],
             opts["jumps"],
         )
     return lambda m: _perturbative_core(m, opts["t"])
@@ -437,6 +473,7 @@ class _Task:
     pad_to: int
     keep_n: bool
     run_id: str
+    compilation_cache: str | None = None
 
 
 @dataclass
@@ -460,7 +497,7 @@ def _describe(err: BaseException) -> str:
 
 def _build_model(task: _Task, index, values) -> _Point:
     p = _Point(index=index)
-    kwargs = dict(zip(task.names, (float(v) for v in values)))
+    kwargs = dict(zip(task.names, (float(v) for v in values), strict=True))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -471,7 +508,8 @@ def _build_model(task: _Task, index, values) -> _Point:
                 )
             p.model = model
         except Exception as err:  # a failing point is recorded, never raised
-            p.message = f"model_factory({', '.join(f'{k}={v:g}' for k, v in kwargs.items())}) raised {_describe(err)}"
+            args = ", ".join(f"{k}={v:g}" for k, v in kwargs.items())
+            p.message = f"model_factory({args}) raised {_describe(err)}"
     p.warnings = " | ".join(sorted({f"{w.category.__name__}: {w.message}" for w in caught}))
     return p
 
@@ -481,7 +519,7 @@ def _finish(kind, opts, p: _Point, out: dict):
     model = p.model
     grid = model.grid
     w = grid.weights
-    n = np.asarray(out["n"], dtype=np.float64)
+    n = np.asarray(out["n"], dtype=np.float64)[..., : grid.n]  # without dynamic baths' N_b
     gap = np.asarray(out["gap"], dtype=np.float64)
     d0 = float(out["delta0"])
     e = np.sqrt(grid.xi**2 + gap[..., None] ** 2)
@@ -511,7 +549,9 @@ def _finish(kind, opts, p: _Point, out: dict):
                 "larger max_steps, looser tolerances, a finer grid or another solver."
             )
     else:
-        p.values["relative_gap_change_gl"] = np.asarray(out["relative_gap_change_gl"], dtype=np.float64)
+        p.values["relative_gap_change_gl"] = np.asarray(
+            out["relative_gap_change_gl"], dtype=np.float64
+        )
         p.converged = True
         p.status = "success"
 
@@ -527,7 +567,11 @@ def _steady_fallback(opts, p: _Point):
     clock = _time.perf_counter()
     try:
         ds = steady_state(
-            p.model, start=opts["start"], t=opts["t"], tol=opts["tol"], max_iter=opts["max_iter"],
+            p.model,
+            start=opts["start"],
+            t=opts["t"],
+            tol=opts["tol"],
+            max_iter=opts["max_iter"],
             continuation_steps=opts["continuation_steps"],
         )
         p.message = ""
@@ -538,12 +582,22 @@ def _steady_fallback(opts, p: _Point):
             p.status = "error"
             return
     first_iterations = p.iterations
-    _finish("steady", opts, p, {
-        "n": ds.n.values, "gap": ds.gap.values, "delta0": ds.attrs["model.delta0"],
-        "residual": ds.attrs["solver.residual"], "iterations": ds.attrs["solver.iterations"],
-    })
+    _finish(
+        "steady",
+        opts,
+        p,
+        {
+            "n": ds.n.values,
+            "gap": ds.gap.values,
+            "delta0": ds.attrs["model.delta0"],
+            "residual": ds.attrs["solver.residual"],
+            "iterations": ds.attrs["solver.iterations"],
+        },
+    )
     p.iterations += first_iterations
-    p.wall_time = (p.wall_time if math.isfinite(p.wall_time) else 0.0) + _time.perf_counter() - clock
+    p.wall_time = (
+        (p.wall_time if math.isfinite(p.wall_time) else 0.0) + _time.perf_counter() - clock
+    )
 
 
 def _solve_group(task: _Task, opts, options_key, group: list[_Point]) -> float:
@@ -563,7 +617,7 @@ def _solve_group(task: _Task, opts, options_key, group: list[_Point]) -> float:
             p.wall_time = share
             _finish(task.kind, opts, p, {name: v[k] for name, v in out.items()})
     else:
-        for p, (dyn, _) in zip(group, parts):
+        for p, (dyn, _) in zip(group, parts, strict=True):
             program, c = _program(task.kind, options_key, static, dyn, None)
             compile_s += c
             clock = _time.perf_counter()
@@ -575,6 +629,8 @@ def _solve_group(task: _Task, opts, options_key, group: list[_Point]) -> float:
 
 def _run_chunk(task: _Task) -> dict:
     """Solve the points of one chunk; returns plain numpy results (picklable)."""
+    if task.compilation_cache is not None:
+        _use_compilation_cache(task.compilation_cache)
     opts = dict(task.options)
     points = [_build_model(task, i, v) for i, v in task.points]
     groups: dict = {}
@@ -587,7 +643,7 @@ def _run_chunk(task: _Task) -> dict:
             try:
                 name = opts["solver"]
                 if name == "auto":
-                    name = choose_solver(p.model, p.model.thermal_state(), ts[-1] - ts[0], ts[0])
+                    name = choose_solver(p.model, p.model.initial_state(), ts[-1] - ts[0], ts[0])
                 jumps = tuple(t for t in p.model.jump_times() if ts[0] < t < ts[-1])
             except Exception as err:
                 p.message = _describe(err)
@@ -617,17 +673,38 @@ def _run_chunk(task: _Task) -> dict:
     results = []
     for p in points:
         keep = {k: v for k, v in p.values.items() if task.keep_n or k != "n"}
-        results.append({
-            "index": p.index, "status": p.status, "message": p.message, "warnings": p.warnings,
-            "converged": p.converged, "residual": p.residual, "iterations": p.iterations,
-            "wall_time": p.wall_time, "values": keep, "xi": p.xi,
-        })
+        results.append(
+            {
+                "index": p.index,
+                "status": p.status,
+                "message": p.message,
+                "warnings": p.warnings,
+                "converged": p.converged,
+                "residual": p.residual,
+                "iterations": p.iterations,
+                "wall_time": p.wall_time,
+                "values": keep,
+                "xi": p.xi,
+            }
+        )
     return {
         "points": results,
         "compile_s": compile_s,
         "worker": f"{socket.gethostname()}:{os.getpid()}",
         "run_id": task.run_id,
     }
+
+
+def _use_compilation_cache(folder: str) -> None:
+    """Point JAX's persistent compilation cache of this process at `folder` (once)."""
+    if jax.config.jax_compilation_cache_dir == folder:
+        return
+    from jax.experimental.compilation_cache import compilation_cache
+
+    jax.config.update("jax_compilation_cache_dir", folder)
+    # our programs take seconds to compile; cache every one of them
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    compilation_cache.reset_cache()  # an earlier compile may have fixed the old setting
 
 
 def _replace_batch(task: _Task) -> _Task:
@@ -710,8 +787,14 @@ class _Store:
             except (OSError, ValueError):
                 old = None
             if old is None or old.get("digest") != self.digest:
-                differ = "unreadable manifest" if old is None else ", ".join(
-                    k for k in spec if old.get("spec", {}).get(k) != json.loads(json.dumps(spec))[k]
+                differ = (
+                    "unreadable manifest"
+                    if old is None
+                    else ", ".join(
+                        k
+                        for k in spec
+                        if old.get("spec", {}).get(k) != json.loads(json.dumps(spec))[k]
+                    )
                 )
                 raise ParameterError(
                     f"sweep: {self.folder} holds the partial results of a different sweep "
@@ -835,7 +918,9 @@ def _available_memory() -> int:
         return 2 << 30
 
 
-def default_chunk_size(n_pending: int, grid_n: int, workers: int, batch: str, n_save: int = 1) -> int:
+def default_chunk_size(
+    n_pending: int, grid_n: int, workers: int, batch: str, n_save: int = 1
+) -> int:
     """Points per chunk: >= 4 chunks per worker (load balance, streaming), at most 64,
     and, for ``batch="vmap"``, at most what fits in half the available memory
     (~64 N^2 float64 per point, plus the saved states)."""
@@ -861,6 +946,7 @@ def sweep(
     chunk_size: int | None = None,
     batch: str = "auto",
     keep_n: bool = True,
+    compilation_cache: str | os.PathLike | None = None,
     progress: bool = True,
     config: dict | None = None,
 ) -> xr.Dataset:
@@ -900,6 +986,10 @@ def sweep(
     - `batch`: "vmap" (a group of points as one vectorized program), "loop" (the
       single-point program once per point) or "auto" ("loop" on CPU, "vmap" on GPU/TPU).
     - `keep_n`: store each point's occupation n(xi) (evolve: n(time, xi)).
+    - `compilation_cache`: a folder for JAX's persistent compilation cache, used by this
+      process and every worker (on a cluster: a path all nodes see). A process that
+      finds a program there loads it instead of compiling it (steady state: ~20 s ->
+      ~3 s of tracing), which helps workers that join late, reruns and resumed sweeps.
     - `progress`: a tqdm bar of finished points with the estimated time left.
     - `config`: the configuration that produced the sweep (stored as JSON).
 
@@ -916,16 +1006,22 @@ def sweep(
     if kind not in KINDS:
         raise ParameterError(f"sweep: kind must be one of {', '.join(KINDS)}; got {kind!r}.")
     if batch not in BATCH_MODES:
-        raise ParameterError(f"sweep: batch must be one of {', '.join(BATCH_MODES)}; got {batch!r}.")
+        raise ParameterError(
+            f"sweep: batch must be one of {', '.join(BATCH_MODES)}; got {batch!r}."
+        )
     params = _check_parameters(parameters)
     names = tuple(params)
     _check_factory(model_factory, names)
     coord_units = _check_units(names, units)
     opts = _check_options(kind, options)
     if chunk_size is not None and (
-        not isinstance(chunk_size, (int, np.integer)) or isinstance(chunk_size, bool) or chunk_size < 1
+        not isinstance(chunk_size, (int, np.integer))
+        or isinstance(chunk_size, bool)
+        or chunk_size < 1
     ):
-        raise ParameterError(f"sweep: chunk_size must be a positive integer or None; got {chunk_size!r}.")
+        raise ParameterError(
+            f"sweep: chunk_size must be a positive integer or None; got {chunk_size!r}."
+        )
     if workers is not None and (
         not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 1
     ):
@@ -936,7 +1032,9 @@ def sweep(
             f"{scheduler!r}."
         )
     if scheduler is not None and workers is not None:
-        raise ParameterError("sweep: pass either scheduler (an existing cluster) or workers, not both.")
+        raise ParameterError(
+            "sweep: pass either scheduler (an existing cluster) or workers, not both."
+        )
     if output is not None:
         output = os.fspath(output)
         folder = os.path.dirname(os.path.abspath(output))
@@ -962,11 +1060,12 @@ def sweep(
                 f"function or functools.partial of one); pickling failed: {_describe(err)}."
             ) from None
 
+    cache_dir = None if compilation_cache is None else os.path.abspath(os.fspath(compilation_cache))
     spec = _spec(kind, params, opts, keep_n, model_factory)
     t_save = opts.get("t_save")
     shape = tuple(v.size for v in params.values())
     n_points = int(np.prod(shape))
-    grid_values = [dict(zip(names, vals)) for vals in _outer(params)]
+    grid_values = [dict(zip(names, vals, strict=True)) for vals in _outer(params)]
 
     # ---- what is already done ----
     store = None
@@ -1013,8 +1112,11 @@ def sweep(
                 backend = f"dask.distributed scheduler {scheduler}"
             else:
                 cluster = distributed.LocalCluster(
-                    n_workers=n_local, threads_per_worker=1, processes=True,
-                    host="127.0.0.1", dashboard_address=None,
+                    n_workers=n_local,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
                 )
                 client = distributed.Client(cluster)
                 backend = f"dask.distributed LocalCluster ({n_local} workers)"
@@ -1024,17 +1126,30 @@ def sweep(
         )
         tasks = [
             _Task(
-                kind=kind, factory=model_factory, names=names,
-                points=tuple((i, tuple(grid_values[i][k] for k in names)) for i in pending[s : s + size]),
-                options=tuple(sorted(opts.items())), batch=batch, pad_to=size,
-                keep_n=keep_n, run_id=run_id,
+                kind=kind,
+                factory=model_factory,
+                names=names,
+                points=tuple(
+                    (i, tuple(grid_values[i][k] for k in names)) for i in pending[s : s + size]
+                ),
+                options=tuple(sorted(opts.items())),
+                batch=batch,
+                pad_to=size,
+                keep_n=keep_n,
+                run_id=run_id,
+                compilation_cache=cache_dir,
             )
             for s in range(0, len(pending), size)
         ]
         from tqdm.auto import tqdm
 
-        with tqdm(total=n_points, initial=len(done), unit="point", desc=f"sweep ({kind})",
-                  disable=not progress) as bar:
+        with tqdm(
+            total=n_points,
+            initial=len(done),
+            unit="point",
+            desc=f"sweep ({kind})",
+            disable=not progress,
+        ) as bar:
             try:
                 if client is None:
                     for task in tasks:
@@ -1111,8 +1226,11 @@ def sweep(
         warnings.warn(
             f"sweep: {missing} point(s) were not computed ({len(lost)} chunk(s) lost: "
             f"{'; '.join(lost[:3])}). "
-            + (f"Rerun the same sweep to compute only them (partial results in {store.folder})."
-               if store is not None else "Rerun with output=... to be able to resume."),
+            + (
+                f"Rerun the same sweep to compute only them (partial results in {store.folder})."
+                if store is not None
+                else "Rerun with output=... to be able to resume."
+            ),
             RuntimeWarning,
             stacklevel=2,
         )
@@ -1125,7 +1243,7 @@ def sweep(
 
 def _outer(params: dict[str, np.ndarray]):
     grids = np.meshgrid(*params.values(), indexing="ij")
-    return list(zip(*(g.reshape(-1).tolist() for g in grids)))
+    return list(zip(*(g.reshape(-1).tolist() for g in grids), strict=True))
 
 
 def _probe(model_factory, values: dict) -> Model | None:

@@ -58,8 +58,12 @@ UNITS = {"omega0_ratio": ("omega_0 / Delta_0", "1"), "t_cav_ratio": ("T_cav / T_
 @pytest.mark.parametrize("batch", ["loop", pytest.param("vmap", marks=pytest.mark.slow)])
 def test_steady_sweep_equals_the_points_one_by_one(batch):
     ds = solvers.sweep(
-        cavity, {"omega0_ratio": OMEGA, "t_cav_ratio": T_CAV}, kind="steady", batch=batch,
-        chunk_size=3, progress=False,
+        cavity,
+        {"omega0_ratio": OMEGA, "t_cav_ratio": T_CAV},
+        kind="steady",
+        batch=batch,
+        chunk_size=3,
+        progress=False,
     )
     assert ds.relative_gap_change.dims == ("omega0_ratio", "t_cav_ratio")
     assert ds.n.dims == ("omega0_ratio", "t_cav_ratio", "xi")
@@ -91,8 +95,13 @@ def test_perturbative_and_evolve_sweeps_equal_the_points_one_by_one():
     pt = solvers.sweep(cavity, params, kind="perturbative", units=UNITS, progress=False)
     ts = [0.0, 500.0, 3000.0]
     ev = solvers.sweep(
-        cavity, params, kind="evolve", units=UNITS, batch="vmap",
-        options={"t_save": ts, "solver": "tsit5"}, progress=False,
+        cavity,
+        params,
+        kind="evolve",
+        units=UNITS,
+        batch="vmap",
+        options={"t_save": ts, "solver": "tsit5"},
+        progress=False,
     )
     assert ev.gap.dims == ("omega0_ratio", "t_cav_ratio", "time")
     assert ev.time.attrs["units"] == "hbar / (k_B T_c)"
@@ -101,7 +110,9 @@ def test_perturbative_and_evolve_sweeps_equal_the_points_one_by_one():
         ref = solvers.perturbative(m)
         got = pt.sel(omega0_ratio=w, t_cav_ratio=0.0)
         # a closed form evaluated by the same program: rounding only
-        assert float(got.relative_gap_change) == pytest.approx(float(ref.relative_gap_change), rel=1e-12)
+        assert float(got.relative_gap_change) == pytest.approx(
+            float(ref.relative_gap_change), rel=1e-12
+        )
         assert float(got.relative_gap_change_gl) == pytest.approx(
             float(ref.relative_gap_change_gl), rel=1e-12
         )
@@ -120,12 +131,18 @@ def test_failing_points_are_marked_and_the_others_are_correct():
     # and continuation is off: the solver fails. The weak coupling converges in 3.
     opts = {"max_iter": 3, "continuation_steps": 0}
     ds = solvers.sweep(
-        coupled, {"omega0_ratio": [0.5, 3.0], "eta_tau_in": [0.0155, 1e4]},
-        options=opts, batch="vmap", progress=False,
+        coupled,
+        {"omega0_ratio": [0.5, 3.0], "eta_tau_in": [0.0155, 1e4]},
+        options=opts,
+        batch="vmap",
+        progress=False,
     )
     status = ds.status.to_series().to_dict()
     assert status == {
-        (0.5, 0.0155): "error", (0.5, 1e4): "error", (3.0, 0.0155): "success", (3.0, 1e4): "failed",
+        (0.5, 0.0155): "error",
+        (0.5, 1e4): "error",
+        (3.0, 0.0155): "success",
+        (3.0, 1e4): "failed",
     }
     bad = ds.sel(omega0_ratio=0.5, eta_tau_in=0.0155)
     assert "GridError" in str(bad.message.values) and "omega0" in str(bad.message.values)
@@ -166,7 +183,9 @@ def test_interrupted_sweep_resumes_only_the_missing_points(tmp_path):
     assert len(set(ds.sweep_run.values.ravel())) == 2
     # only the rest was computed by the rerun
     assert set(ds.sweep_run.sel(omega0_ratio=4.5).values) == {ds.attrs["sweep.run_id"]}
-    assert ds.attrs["sweep.run_id"] not in set(ds.sweep_run.sel(omega0_ratio=[2.0, 3.0]).values.ravel())
+    assert ds.attrs["sweep.run_id"] not in set(
+        ds.sweep_run.sel(omega0_ratio=[2.0, 3.0]).values.ravel()
+    )
     assert (ds.status.values == "success").all()
     assert out.exists() and not parts.exists()
     assert solvers.load(out).identical(ds)
@@ -190,7 +209,10 @@ def test_local_cluster_through_the_scheduler_address_resumes(tmp_path):
     finally:
         _INTERRUPT_AT.clear()
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
         dashboard_address=None,
     ) as cluster:
         ds = solvers.sweep(cavity, params, scheduler=cluster.scheduler_address, **kw)
@@ -201,7 +223,9 @@ def test_local_cluster_through_the_scheduler_address_resumes(tmp_path):
     assert (ds.status.values == "success").all()
     ref = solvers.sweep(cavity, params, kind="perturbative", progress=False)
     # the same program on another process: rounding only
-    np.testing.assert_allclose(ds.relative_gap_change.values, ref.relative_gap_change.values, rtol=1e-13)
+    np.testing.assert_allclose(
+        ds.relative_gap_change.values, ref.relative_gap_change.values, rtol=1e-13
+    )
     np.testing.assert_allclose(ds.n.values, ref.n.values, rtol=0, atol=1e-15)
     assert solvers.load(out).identical(ds)
 
