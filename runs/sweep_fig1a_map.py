@@ -93,14 +93,22 @@ def plot(ds, path: str) -> str:
         ax.text(
             x.max(),
             1.0,
-            "T_cav = T_qp: equilibrium, delta Delta = 0 exactly ",
+            r"$T_\mathrm{cav} = T_\mathrm{qp}$: equilibrium, $\delta\Delta = 0$ ",
             ha="right",
             va="bottom",
             fontsize=7,
             color="0.3",
         )
     ax.axvline(2.0, color="0.3", lw=0.8, ls="-.")
-    ax.text(2.03, y.max(), r"$\omega_0 = 2\Delta_0$", va="top", fontsize=8, color="0.3")
+    ax.text(
+        2.05,
+        y.min(),
+        r"$\omega_0 = 2\Delta_0$",
+        va="bottom",
+        fontsize=8,
+        color="0.2",
+        bbox={"fc": "white", "ec": "none", "alpha": 0.8, "pad": 1.5},
+    )
     bad = ~ok
     if bad.any():
         xx, yy = np.meshgrid(x, y)

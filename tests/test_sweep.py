@@ -275,3 +275,28 @@ def test_factory_names_identify_partials():
     from solvers._sweep import factory_name
 
     assert factory_name(f) == f"partial({__name__}.coupled, ; eta_tau_in=0.1)"
+
+
+@pytest.mark.slow
+def test_fig1a_map_study_quick(tmp_path):
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "runs", "sweep_fig1a_map.py")
+    spec = importlib.util.spec_from_file_location("sweep_fig1a_map", path)
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    ds = study.main(quick=True, output=str(tmp_path), progress=False)
+    assert ds.relative_gap_change.dims == ("omega0_ratio", "t_cav_ratio")
+    assert (ds.status.values == "success").all()
+    assert (tmp_path / "sweep_fig1a_map_quick.nc").exists()
+    assert (tmp_path / "sweep_fig1a_map_quick.png").stat().st_size > 10_000
+    z = ds.relative_gap_change
+    # Fig. 1(a): cold photons suppress the gap below omega_0 ~ 1.3 Delta_0 and enhance
+    # it above; at T_cav = T_qp detailed balance holds and nothing changes (to the
+    # Newton residual 1e-11 per tau_in, times the ~3 tau_in of the gap mode)
+    assert (
+        float(z.sel(omega0_ratio=1.0, t_cav_ratio=0.0))
+        < 0
+        < float(z.sel(omega0_ratio=3.0, t_cav_ratio=0.0))
+    )
+    assert np.max(np.abs(z.sel(t_cav_ratio=1.0).values)) < 1e-9
