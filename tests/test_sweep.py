@@ -300,3 +300,41 @@ def test_fig1a_map_study_quick(tmp_path):
         < float(z.sel(omega0_ratio=3.0, t_cav_ratio=0.0))
     )
     assert np.max(np.abs(z.sel(t_cav_ratio=1.0).values)) < 1e-9
+
+
+def dies_once(omega0_ratio, t_cav_ratio, *, marker):
+    """Kills its worker process the first time it builds (3.0, 0.0)."""
+    if (omega0_ratio, t_cav_ratio) == (3.0, 0.0) and not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(1)
+    return cavity(omega0_ratio, t_cav_ratio)
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_loses_no_point(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    params = {"omega0_ratio": OMEGA, "t_cav_ratio": T_CAV}
+    factory = functools.partial(dies_once, marker=str(tmp_path / "died"))
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        ds = solvers.sweep(
+            factory,
+            params,
+            kind="perturbative",
+            output=tmp_path / "m.nc",
+            chunk_size=1,
+            scheduler=cluster.scheduler_address,
+            progress=False,
+        )
+    assert (tmp_path / "died").exists()  # a worker did die
+    # dask ran the lost task again on a live worker: every point once, none missing
+    assert (ds.status.values == "success").all() and ds.attrs["sweep.points_computed"] == 6
+    ref = solvers.sweep(cavity, params, kind="perturbative", progress=False)
+    np.testing.assert_allclose(
+        ds.relative_gap_change.values, ref.relative_gap_change.values, rtol=1e-13
+    )
