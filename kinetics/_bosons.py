@@ -137,17 +137,16 @@ class BosonGrid(eqx.Module):
     nodes: tuple[float, ...] = eqx.field(static=True)
     focus: float = eqx.field(static=True)
     core: float = eqx.field(static=True)
-    cut_above: bool = eqx.field(static=True, default=False)  # drop events above nodes[-1]
 
     @staticmethod
-    def build(lo: float, hi: float, n: int, focus: float, core: float, cut_above: bool = False):
+    def build(lo: float, hi: float, n: int, focus: float, core: float):
         focus = min(max(focus, lo), hi)
         s_lo, s_hi = math.asinh((lo - focus) / core), math.asinh((hi - focus) / core)
         x = focus + core * np.sinh(np.linspace(s_lo, s_hi, n))
         x[0], x[-1] = lo, hi
         if np.any(np.diff(x) <= 0):
             raise ParameterError("DynamicBosons: the Omega grid is not increasing; check omega_core.")
-        return BosonGrid(tuple(float(v) for v in x), float(focus), float(core), bool(cut_above))
+        return BosonGrid(tuple(float(v) for v in x), float(focus), float(core))
 
     @property
     def omega(self) -> np.ndarray:

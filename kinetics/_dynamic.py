@@ -8,11 +8,10 @@ part of the state. Every event is computed **once** and enters both sides:
 - pair events, ordered node pair (i, j), Omega = E_i + E_j,
       R^p_ij = K^p_ij [ n_i n_j (N + 1) - (1 - n_i)(1 - n_j) N ],
 
-with K = 2 S_ij J(Omega_ij) c(E_i, E_j), S_ij = S_ji the event's quadrature weight
-(w_i w_j inside the bath's support; at a step of J, e.g. Omega = omega0, the mean
-of the two rows' exactly integrated cut-cell fractions of ``_collision``), and N
-the boson occupation at the event's exact energy, interpolated from the nodes as
-beta = ln(1 + 1/N) linear in Omega (beta = 0 at an Omega = 0 node). Then
+with K = 2 w_i w_j J(Omega_ij) c(E_i, E_j) for events inside the bath's support and
+on the Omega grid (0 otherwise, on both sides), and N the boson occupation at the
+event's exact energy, interpolated from the nodes as beta = ln(1 + 1/N) linear in
+Omega (beta = 0 at an Omega = 0 node). Then
 
     w_i dn_i/dt = - sum_{j < i} R^s_ij + sum_{j > i} R^s_ji - sum_j R^p_ij,
     c_k dN_k/dt = D_k - c_k (N_k - n_B(Omega_k / T_b)) / tau_b,
@@ -24,6 +23,14 @@ capacity of node k (v_k trapezoid weights). Hence, at fixed Delta and without
 escape, sum_i w_i E_i n_i + sum_k c_k Omega_k N_k is conserved and
 d/dt sum_i w_i n_i = -2 sum_k D^pair_k, both to rounding; the joint thermal
 state is an exact fixed point (beta interpolation is exact for n_B).
+
+Steps of J (the multimode cut-off omega0 = the first Omega node, a Debye cut-off =
+the last) are therefore hard steps in the event set: the quasiparticle operator is
+O(h) accurate in the cells at the step, against O(h^2) for the static operator of
+``_collision`` with its cut-cell fractions. Cut-cell fractions were tried: they put
+events up to one xi cell below the first Omega node, whose hat weights then have to
+be extrapolated far outside the (much finer) first Omega cell, which made the system
+violently stiff. Phonons and the single-mode cavity (support from 0) have no step.
 
 Cost: O(N^2) per evaluation (the kernels, one gather of beta and one scatter of
 the deposits per event), the Jacobian O(N^2 + N M) (the n-n block as in
@@ -38,7 +45,7 @@ import numpy as np
 
 from ._baths import AbstractBath, MultimodeCavity, Phonons, SingleModeCavity
 from ._bosons import DELTA_ZERO, BosonGrid, DynamicBosons
-from ._collision import Bilinear, _index_of_energy, _row_fractions
+from ._collision import Bilinear
 from ._distributions import thermal_occupation
 from ._errors import ParameterError
 from ._gap import gap_guess
@@ -81,9 +88,7 @@ def default_boson_grid(bath: AbstractBath, grid: Grid, t_qp: float) -> BosonGrid
         raise ParameterError(
             f"DynamicBosons.omega_max = {hi:g} must exceed the bath's lowest energy {lo:g} [T_c]."
         )
-    cut = hi < every_event and not (isinstance(bath, Phonons) and bath.omega_debye is not None
-                                    and hi == float(bath.omega_debye))
-    return BosonGrid.build(lo, hi, int(d.n_omega), focus, core, cut_above=cut)
+    return BosonGrid.build(lo, hi, int(d.n_omega), focus, core)
 
 
 def mode_density(bath: AbstractBath, omega, t=0.0):
@@ -144,27 +149,12 @@ class DynamicOperator:
         w = jnp.asarray(grid.weights)
         self.w = w
         lo, hi = bath.support(t)
-        e_cap = 4.0 * grid.xi_max + 10.0
-        hi = jnp.minimum(hi, e_cap)
         idx = jnp.arange(nn, dtype=jnp.float64)
-
-        def s_of(x):
-            return _index_of_energy(grid, jnp.minimum(x, e_cap), delta)
-
-        sd_lo, sd_hi = s_of(e - hi), jnp.where(lo == 0, idx, s_of(e - lo))
-        su_lo, su_hi = jnp.where(lo == 0, idx, s_of(e + lo)), s_of(e + hi)
-        sp_lo, sp_hi = s_of(lo - e), s_of(hi - e)
-        hat = jnp.asarray(grid.dxi_du * grid.du)[None, :]  # du xi'(u_j)
-        # row i's covered fraction of hat j, as an integral over xi_j, times w_i
-        row_down = w[:, None] * hat * _row_fractions(grid, sd_lo, sd_hi)
-        row_up = w[:, None] * hat * _row_fractions(grid, su_lo, su_hi)
-        row_pair = w[:, None] * hat * _row_fractions(grid, sp_lo, sp_hi)
         lower = idx[:, None] > idx[None, :]
         upper = idx[:, None] < idx[None, :]
-        # one weight per event: mean of the two rows' (i -> j down = j -> i up)
-        s_scat = jnp.where(lower, 0.5 * (row_down + row_up.T), 0.0)
-        s_scat = s_scat + s_scat.T
-        s_pair = 0.5 * (row_pair + row_pair.T)
+        ww = w[:, None] * w[None, :]
+        s_scat = jnp.where(lower | upper, ww, 0.0)  # no event on the diagonal (Omega = 0)
+        s_pair = ww
 
         rho = grid.gap_ratio(delta)
         r = rho[:, None] * rho[None, :]
@@ -175,10 +165,9 @@ class DynamicOperator:
         omega = jnp.asarray(bgrid.omega)
 
         def active(s, om):
-            ok = (s > 0) & (om > 0)
-            if bgrid.cut_above:
-                ok = ok & (om <= omega[-1])
-            return ok
+            # inside the bath's support and on the Omega grid; outside, J = 0 on both
+            # sides (a hard step: O(h) at omega0, physics.md section 9)
+            return (s > 0) & (om > 0) & (om >= lo) & (om <= hi) & (om >= omega[0]) & (om <= omega[-1])
 
         act_s, act_p = active(s_scat, om_s), active(s_pair, om_p)
 

@@ -169,7 +169,7 @@ def _boson_variables(model: Model, bosons, time) -> tuple[dict, dict]:
         temps.append(_energy_matched_temperature(om, c, en).reshape(np.shape(en)))
     nb_all = np.concatenate([np.asarray(b) for b in bosons], axis=-1)
     with np.errstate(divide="ignore"):
-        mode_t = np.concatenate(omegas)[(None,) * (nb_all.ndim - 1)] / np.log1p(1.0 / nb_all)
+        mode_t = np.concatenate(omegas)[(None,) * (nb_all.ndim - 1)] / np.log1p(1.0 / np.maximum(nb_all, 1e-300))
     data = {
         "boson_occupation": (odims, nb_all),
         "boson_mode_temperature": (odims, mode_t),
