@@ -42,3 +42,4 @@ from ._perturbative import gap_change_linear_response as gap_change_linear_respo
 from ._perturbative import gap_relaxation_time as gap_relaxation_time  # noqa: E402
 from ._perturbative import literal_delta_n as literal_delta_n  # noqa: E402
 from ._perturbative import perturbative_delta_n as perturbative_delta_n  # noqa: E402
+from ._units import to_internal as to_internal  # noqa: E402

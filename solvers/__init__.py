@@ -12,3 +12,8 @@ from ._evolve import stiffness_estimate as stiffness_estimate
 from ._perturbative import perturbative as perturbative
 from ._steady import steady_state as steady_state
 from ._sweep import sweep as sweep
+from ._config import ConfigError as ConfigError
+from ._config import build_model as build_model
+from ._config import load_config as load_config
+from ._figures import plot as plot
+from ._study import run_study as run_study

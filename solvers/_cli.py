@@ -1,10 +1,12 @@
-"""The console script ``cavity-eliashberg``.
+"""The console script ``cavity-eliashberg``: ``run [CONFIG]``, ``show FILE``, ``plot FILE``.
 
-``cavity-eliashberg run`` (no configuration) runs the built-in default study:
-the equilibrium gap table and the paper's Fig. 1(a), delta Delta / Delta_0 of a
+``cavity-eliashberg run`` (no configuration) runs the built-in default study
+(``solvers/defaults/fig1a.toml``, the same file as ``runs/fig1a.toml``): the
+equilibrium gap table and the paper's Fig. 1(a), delta Delta / Delta_0 of a
 multimode cavity against omega_0 / Delta_0 for several photon temperatures, by
 perturbation theory (GL and exact linear response) and by the full nonlinear
-steady state, written as netCDF and PNG.
+steady state, written as netCDF and PNG. Exit codes: 0 success, 2 bad input
+(nothing computed, nothing written), 3 solver failure (partial result saved).
 """
 
 from __future__ import annotations
@@ -20,136 +22,12 @@ import xarray as xr
 
 import kinetics
 
-from ._dataset import SolverError, load, save
-from ._perturbative import perturbative
-from ._steady import steady_state
+from ._config import load_config, parse_override, sweep_points
+from ._dataset import load, save
+from ._figures import gap_change_sign_changes, plot
+from ._study import run_study
 
-DEFAULT_STUDY = {
-    "study": "fig1a",
-    "t_qp": 0.9,
-    "tau_in": 1000.0,
-    "eta_tau_in": 0.0155,
-    "t_cav_ratios": [0.0, 0.25, 0.5, 0.75],
-    "omega0_ratios": [float(x) for x in np.round(np.linspace(0.5, 6.0, 23), 4)],
-    "nonlinear_omega0_ratios": [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0],
-    "grid": {"n": 300, "xi_max": 30.0, "core": 2.0},
-}
-
-
-def _sign_changes(x, y):
-    out = []
-    for k in range(len(x) - 1):
-        if np.sign(y[k]) != np.sign(y[k + 1]) and np.isfinite(y[k]) and np.isfinite(y[k + 1]):
-            out.append(x[k] - y[k] * (x[k + 1] - x[k]) / (y[k + 1] - y[k]))
-    return out
-
-
-def fig1a(cfg: dict, progress: bool = True) -> xr.Dataset:
-    """delta Delta / Delta_0 against omega_0 / Delta_0 and T_cav / T_qp (paper Fig. 1(a))."""
-    from tqdm import tqdm
-
-    grid = kinetics.Grid(**cfg["grid"])
-    t_qp, tau_in = cfg["t_qp"], cfg["tau_in"]
-    eta = cfg["eta_tau_in"] / tau_in
-    delta0 = kinetics.equilibrium_gap(t_qp, grid)
-    ratios, w_pert, w_nl = cfg["t_cav_ratios"], cfg["omega0_ratios"], cfg["nonlinear_omega0_ratios"]
-    exact = np.full((len(ratios), len(w_pert)), np.nan)
-    gl = np.full_like(exact, np.nan)
-    nonlinear = np.full((len(ratios), len(w_nl)), np.nan)
-    residual = np.full_like(nonlinear, np.nan)
-
-    def model(r, w):
-        bath = kinetics.MultimodeCavity(omega0=w * delta0, t_cav=r * t_qp, eta=eta)
-        return kinetics.Model(t_qp=t_qp, tau_in=tau_in, baths=[bath], grid=grid)
-
-    total = len(ratios) * (len(w_pert) + len(w_nl))
-    with warnings.catch_warnings(), tqdm(total=total, disable=not progress, desc="fig1a") as bar:
-        warnings.simplefilter("ignore", kinetics.PhysicsWarning)
-        for a, r in enumerate(ratios):
-            for b, w in enumerate(w_pert):
-                ds = perturbative(model(r, w))
-                exact[a, b] = float(ds.relative_gap_change)
-                gl[a, b] = float(ds.relative_gap_change_gl)
-                bar.update()
-            for b, w in enumerate(w_nl):
-                try:
-                    ds = steady_state(model(r, w))
-                except SolverError as err:
-                    ds = err.partial
-                nonlinear[a, b] = float(ds.relative_gap_change)
-                residual[a, b] = float(ds.attrs["solver.residual"])
-                bar.update()
-    out = xr.Dataset(
-        {
-            "relative_gap_change_exact": (("t_cav_ratio", "omega0_ratio"), exact),
-            "relative_gap_change_gl": (("t_cav_ratio", "omega0_ratio"), gl),
-            "relative_gap_change_nonlinear": (("t_cav_ratio", "omega0_ratio_nonlinear"), nonlinear),
-            "newton_residual": (("t_cav_ratio", "omega0_ratio_nonlinear"), residual),
-        },
-        coords={
-            "t_cav_ratio": ("t_cav_ratio", np.asarray(ratios)),
-            "omega0_ratio": ("omega0_ratio", np.asarray(w_pert)),
-            "omega0_ratio_nonlinear": ("omega0_ratio_nonlinear", np.asarray(w_nl)),
-        },
-    )
-    units = {
-        "relative_gap_change_exact": "delta Delta / Delta_0, perturbative, exact linear response",
-        "relative_gap_change_gl": "delta Delta / Delta_0, perturbative, Ginzburg-Landau form",
-        "relative_gap_change_nonlinear": "delta Delta / Delta_0, full nonlinear steady state",
-        "newton_residual": "Newton residual max|dn/dt| tau_in",
-        "t_cav_ratio": "T_cav / T_qp",
-        "omega0_ratio": "omega_0 / Delta_0",
-        "omega0_ratio_nonlinear": "omega_0 / Delta_0",
-    }
-    for k, v in units.items():
-        out[k].attrs.update(long_name=v, units="1")
-    out.attrs.update(
-        {
-            "title": "cavity-eliashberg: paper Fig. 1(a), multimode cavity",
-            "model.t_qp": t_qp,
-            "model.tau_in": tau_in,
-            "model.delta0": delta0,
-            "eta_tau_in": cfg["eta_tau_in"],
-            "model.grid.n": grid.n,
-            "model.grid.xi_max": grid.xi_max,
-            "model.grid.core": grid.core,
-            "units": "hbar = k_B = 1; energies in k_B T_c, times in hbar/(k_B T_c)",
-        }
-    )
-    return out
-
-
-def plot_fig1a(ds: xr.Dataset, path: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    colors = plt.cm.viridis(np.linspace(0, 0.85, ds.sizes["t_cav_ratio"]))
-    x = ds.omega0_ratio.values
-    xn = ds.omega0_ratio_nonlinear.values
-    for c, r in zip(colors, ds.t_cav_ratio.values):
-        y = ds.relative_gap_change_exact.sel(t_cav_ratio=r).values
-        ax.plot(x, y, color=c, label=f"T_cav/T_qp = {r:g} (exact linear response)")
-        ax.plot(x, ds.relative_gap_change_gl.sel(t_cav_ratio=r).values, color=c, ls="--", lw=1)
-        ax.plot(xn, ds.relative_gap_change_nonlinear.sel(t_cav_ratio=r).values, "o", color=c, ms=4)
-        for z in _sign_changes(x, y):
-            ax.axvline(z, color=c, ls=":", lw=0.8)
-    ax.axhline(0, color="k", lw=0.6)
-    ax.axvline(2.0, color="grey", lw=0.6, ls="-.")
-    ax.set_xlabel(r"cavity frequency $\omega_0/\Delta_0$")
-    ax.set_ylabel(r"$\delta\Delta/\Delta_0$")
-    ax.set_title(
-        f"Multimode cavity, T_qp = {ds.attrs['model.t_qp']:g} T_c, eta tau_in = {ds.attrs['eta_tau_in']:g}"
-        "\nlines: perturbative (solid exact, dashed GL); dots: nonlinear steady state",
-        fontsize=9,
-    )
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "defaults", "fig1a.toml")
 
 
 def _gap_table() -> str:
@@ -160,106 +38,248 @@ def _gap_table() -> str:
     return "\n".join(lines)
 
 
-def _run(args) -> int:
-    if args.config is not None:
-        raise SystemExit(
-            "cavity-eliashberg run: configuration files are not supported yet; run without "
-            "a CONFIG for the built-in Fig. 1(a) study."
-        )
-    cfg = dict(DEFAULT_STUDY)
+def _outputs(cfg, raw, args) -> tuple[str, str, str]:
+    """(folder, netCDF path, PNG path), checked before any work."""
+    if args.output is not None:
+        folder = args.output
+    elif args.config is None:
+        folder = os.path.join("runs", "output")
+    elif os.path.isabs(cfg.output.folder):
+        folder = cfg.output.folder
+    else:
+        folder = os.path.join(raw["_base_dir"], cfg.output.folder)
+    name = cfg.output.name or os.path.splitext(os.path.basename(args.config or DEFAULT_CONFIG))[0]
     if args.quick:
-        cfg.update(
-            grid={"n": 120, "xi_max": 30.0, "core": 2.0},
-            omega0_ratios=[1.0, 2.0, 3.0, 4.0],
-            nonlinear_omega0_ratios=[1.0, 3.0],
-            t_cav_ratios=[0.0, 0.5],
+        name += "_quick"
+    nc, png = os.path.join(folder, name + ".nc"), os.path.join(folder, name + ".png")
+    for path in (nc, png):
+        if os.path.exists(path) and not args.overwrite:
+            raise OutputError(
+                f"{path} exists; pass --overwrite to replace it (nothing was computed)."
+            )
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create the output folder {folder}: {err.strerror}.") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"the output folder {folder} is not writable (nothing was computed).")
+    return folder, nc, png
+
+
+class OutputError(kinetics.CavityEliashbergError, OSError):
+    """An output file or folder cannot be written."""
+
+
+def _summary(ds: xr.Dataset) -> str:
+    lines = []
+    if (
+        ds.attrs.get("figure.kind") in ("gap_change", "coupling", "map")
+        and "relative_gap_change_exact" in ds
+    ):
+        x = ds.attrs.get("figure.x") or [d for d in ds.dims if d not in ("xi", "time")][0]
+        y = ds.relative_gap_change_exact
+        others = [d for d in y.dims if d != x]
+        lines.append(f"delta Delta / Delta_0 (perturbative, exact linear response) against {x}:")
+        flat = y.transpose(x, ...).values.reshape(ds.sizes[x], -1)
+        cols = list(np.ndindex(*[ds.sizes[d] for d in others]))
+        head = "".join(
+            "  " + ",".join(f"{d}={float(ds[d][i]):g}" for d, i in zip(others, c)).rjust(18)
+            for c in cols
         )
-    os.makedirs(args.output, exist_ok=True)
-    print(_gap_table())
+        lines.append(f"  {x:>14}{head}")
+        for b, w in enumerate(ds[x].values):
+            lines.append(f"  {w:14.4g}" + "".join(f"  {v:18.4e}" for v in flat[b]))
+        for label, zs in gap_change_sign_changes(ds).items():
+            where = ", ".join(f"{x} = {z:.3f}" for z in zs) or "none"
+            lines.append(f"  sign change(s) at {', '.join(label) or 'the curve'}: {where}")
+    if "relative_gap_change_nonlinear" in ds:
+        v = ds.relative_gap_change_nonlinear.values
+        lines.append(
+            f"nonlinear steady state: delta Delta / Delta_0 from {np.nanmin(v):+.4e} to {np.nanmax(v):+.4e}"
+        )
+    if "time" in ds.dims and "relative_gap_change" in ds:
+        r = ds.relative_gap_change.values
+        lines.append(
+            f"evolution to t = {float(ds.time[-1]):g}: delta Delta / Delta_0 from {np.nanmin(r):+.4e} "
+            f"to {np.nanmax(r):+.4e}, final {r[-1]:+.4e}"
+        )
+    for kind in ("perturbative", "steady", "evolve"):
+        st = f"{kind}_status"
+        if st in ds:
+            bad = int(np.sum(np.asarray(ds[st].values) != "success"))
+            if bad:
+                msg = np.asarray(ds[f"{kind}_message"].values).reshape(-1)
+                first = next(m for m in msg if m)
+                lines.append(f"WARNING: {bad} {kind} point(s) failed; first reason: {first}")
+    return "\n".join(lines)
+
+
+def _failed(ds: xr.Dataset) -> bool:
+    """True when a single-point study failed (a sweep's failed points are only marked)."""
+    if ds.attrs.get("sweep"):
+        return False
+    return any(
+        f"{k}_status" in ds
+        and str(np.asarray(ds[f"{k}_status"].values).reshape(-1)[0]) != "success"
+        for k in ("perturbative", "steady", "evolve")
+    )
+
+
+def _run(args) -> int:
+    overrides = dict(parse_override(s) for s in args.set)
+    cfg, raw = load_config(args.config or DEFAULT_CONFIG, overrides=overrides, quick=args.quick)
+    folder, nc, png = _outputs(cfg, raw, args)
+    if args.config is None:
+        print(_gap_table())
+        print("\nBuilt-in default study (runs/fig1a.toml):")
+    print(f"{cfg.title or 'study'}: {len(sweep_points(cfg))} point(s) x {', '.join(cfg.compute)}")
     clock = time.perf_counter()
-    ds = fig1a(cfg, progress=not args.no_progress)
+    ds = run_study(cfg, raw, progress=not args.no_progress)
     ds.attrs["wall_time_s"] = time.perf_counter() - clock
-    nc = save(ds, os.path.join(args.output, "fig1a.nc"), overwrite=True)
-    png = plot_fig1a(ds, os.path.join(args.output, "fig1a.png"))
-    print(f"\nFig. 1(a): delta Delta / Delta_0 (exact linear response) at T_qp = {cfg['t_qp']}:")
-    header = "  omega0/Delta0 " + "".join(f"  Tcav/Tqp={r:<5g}" for r in ds.t_cav_ratio.values)
-    print(header)
-    for b, w in enumerate(ds.omega0_ratio.values):
-        row = "".join(f"  {v:+14.4e}" for v in ds.relative_gap_change_exact.values[:, b])
-        print(f"  {w:12.3f} {row}")
-    for r in ds.t_cav_ratio.values:
-        zs = _sign_changes(ds.omega0_ratio.values, ds.relative_gap_change_exact.sel(t_cav_ratio=r).values)
-        print(f"  sign change(s) for T_cav/T_qp = {r:g}: " + (", ".join(f"omega0 = {z:.3f} Delta0" for z in zs) or "none"))
-    print(f"\nwrote {nc}\nwrote {png}\n(wall time {ds.attrs['wall_time_s']:.1f} s)")
+    save(ds, nc, overwrite=args.overwrite)
+    png = plot(ds, png, overwrite=args.overwrite) if ds.attrs.get("figure.kind") != "none" else ""
+    print(_summary(ds))
+    print(
+        f"\nwrote {nc}"
+        + (f"\nwrote {png}" if png else "")
+        + f"\n(wall time {ds.attrs['wall_time_s']:.1f} s)"
+    )
+    if _failed(ds):
+        print(
+            "cavity-eliashberg: error: the solver failed; what was computed before the failure is "
+            f"saved in {nc}. Reason: " + _summary(ds).split("first reason: ")[-1],
+            file=sys.stderr,
+        )
+        return 3
     return 0
 
 
 def _show(args) -> int:
     ds = load(args.file)
-    print(f"{args.file}: {ds.attrs.get('title', '')}")
-    for k, v in ds.attrs.items():
-        if k != "config":
-            print(f"  {k} = {v}")
+    a = ds.attrs
+    print(f"{args.file}: {a.get('title', '')}")
+    groups = {"model": [], "baths": [], "solver": [], "version": [], "other": []}
+    for k, v in a.items():
+        if k == "config":
+            continue
+        groups.get(k.split(".")[0], groups["other"]).append(f"  {k} = {v}")
+    for name in ("other", "model", "baths", "solver", "version"):
+        if groups[name]:
+            print(f"{name}:" if name != "other" else "about:")
+            print("\n".join(groups[name]))
+    print("results:")
     for name in ds.data_vars:
         da = ds[name]
-        if da.ndim == 0:
+        if da.dtype.kind in "OUS":
+            values = np.asarray(da.values).reshape(-1)
+            print(
+                f"  {name}: "
+                + ", ".join(f"{v} x{int(np.sum(values == v))}" for v in dict.fromkeys(values) if v)
+            )
+        elif da.ndim == 0:
             print(f"  {name} = {float(da):.6g} [{da.attrs.get('units', '')}]")
         elif da.dims == ("time",):
-            print(f"  {name} = {float(da[-1]):.6g} at the last time [{da.attrs.get('units', '')}]")
+            print(
+                f"  {name} = {float(da[0]):.6g} -> {float(da[-1]):.6g} over the run [{da.attrs.get('units', '')}]"
+            )
         elif "xi" not in da.dims:
             v = da.values
-            print(f"  {name}: {da.dims}, from {np.nanmin(v):.4g} to {np.nanmax(v):.4g}")
+            print(
+                f"  {name} {da.dims}: from {np.nanmin(v):.4g} to {np.nanmax(v):.4g} [{da.attrs.get('units', '')}]"
+            )
+    if "config" in a:
+        print(
+            f"config: sha256 {a.get('config_hash', '(not recorded)')} from {a.get('config_source', '?')}"
+            " (full text in the 'config' attribute)"
+        )
     return 0
 
 
 def _plot(args) -> int:
     ds = load(args.file)
     out = args.output or os.path.splitext(args.file)[0] + ".png"
-    if "relative_gap_change_exact" in ds:
-        plot_fig1a(ds, out)
-    else:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4))
-        if "time" in ds.dims:
-            ds.relative_gap_change.plot(ax=ax)
-        else:
-            ds.delta_n.plot(ax=ax)
-        fig.tight_layout()
-        fig.savefig(out, dpi=130)
-        plt.close(fig)
+    if ds.attrs.get("kind") != "study":  # a single solver's dataset from the Python API
+        ds = ds.assign_attrs({"figure.kind": "transient" if "time" in ds.dims else "delta_n"})
+        if "delta0" not in ds:
+            ds["delta0"] = float(ds.attrs.get("model.delta0", np.nan))
+        if "delta_n_first_order" not in ds and "time" not in ds.dims:
+            ds = ds.rename({"delta_n": "delta_n_nonlinear"})
+    plot(ds, out, overwrite=True)
     print(f"wrote {out}")
     return 0
+
+
+def _concise_warnings() -> None:
+    """Print each distinct warning once, as one line, not with a source excerpt."""
+    seen = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = str(message)
+        if text not in seen:
+            seen.add(text)
+            print(f"warning ({category.__name__}): {text}", file=sys.stderr)
+
+    warnings.showwarning = show
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="cavity-eliashberg",
         description="Kinetic equation of Bogoliubov quasiparticles coupled to cavity photons, "
-        "phonons and drives, with a self-consistent BCS gap.",
+        "phonons and drives, with a self-consistent BCS gap (physics.md; units hbar = k_B = 1, "
+        "energies in k_B T_c, times in hbar/(k_B T_c)).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_run = sub.add_parser("run", help="run a study (default: the paper's Fig. 1(a))")
-    p_run.add_argument("config", nargs="?", default=None, help="configuration file (not yet supported)")
-    p_run.add_argument("--output", default=os.path.join("runs", "output"), help="output folder")
-    p_run.add_argument("--quick", action="store_true", help="coarse grid and few points (a smoke test)")
+    p_run = sub.add_parser(
+        "run",
+        help="run a study from a TOML configuration (default: the paper's Fig. 1(a))",
+        description="Run a study: validate the configuration, compute, write NAME.nc and NAME.png. "
+        "Without CONFIG the built-in default study (runs/fig1a.toml) runs and writes into runs/output.",
+    )
+    p_run.add_argument(
+        "config", nargs="?", default=None, help="a TOML configuration (see runs/README.md)"
+    )
+    p_run.add_argument(
+        "--output", default=None, help="output folder (default: the config's [output] folder)"
+    )
+    p_run.add_argument(
+        "--quick", action="store_true", help="apply the config's [quick] overrides (coarse, fast)"
+    )
+    p_run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a configuration value, e.g. --set grid.n=800 (repeatable)",
+    )
+    p_run.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p_run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p_run.set_defaults(func=_run)
-    p_show = sub.add_parser("show", help="summarize a saved dataset")
-    p_show.add_argument("file")
+    p_show = sub.add_parser(
+        "show",
+        help="summarize a saved result",
+        description="Print a saved result's parameters, solver statistics, "
+        "versions, configuration hash and results.",
+    )
+    p_show.add_argument("file", help="a netCDF file written by cavity-eliashberg")
     p_show.set_defaults(func=_show)
-    p_plot = sub.add_parser("plot", help="figures from a saved dataset")
-    p_plot.add_argument("file")
-    p_plot.add_argument("--output", default=None)
+    p_plot = sub.add_parser(
+        "plot",
+        help="draw the figure of a saved result",
+        description="Draw the figure of a saved result (PNG).",
+    )
+    p_plot.add_argument("file", help="a netCDF file written by cavity-eliashberg")
+    p_plot.add_argument("--output", default=None, help="PNG path (default: next to FILE)")
     p_plot.set_defaults(func=_plot)
     args = parser.parse_args(argv)
+    _concise_warnings()
     try:
         return args.func(args)
     except kinetics.CavityEliashbergError as err:
-        print(f"cavity-eliashberg: error: {err}", file=sys.stderr)
+        print(f"cavity-eliashberg {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, FileExistsError, PermissionError) as err:
+        print(f"cavity-eliashberg {args.command}: error: {err}", file=sys.stderr)
         return 2
 
 

@@ -1,0 +1,690 @@
+"""TOML configurations: schema, validation, unit conversion, Model construction.
+
+A configuration describes one study: the model (temperatures, relaxation time,
+grid, baths with optional time dependence), what to compute (``perturbative``,
+``steady``, ``evolve``), an optional sweep over named parameters, solver
+options, the output and the figure. `load_config` reads and validates it
+completely before any computation; every mistake raises `ConfigError` naming
+the key, the value and what is allowed. `build_model` turns it (and one point
+of the sweep) into a `kinetics.Model`.
+
+Values are numbers in the internal units of physics.md section 1 (energies and
+temperatures in k_B T_c, times in hbar / (k_B T_c)) or strings with a unit:
+``"3 Delta0"``, ``"0.5 T_qp"``, ``"0.0155 / tau_in"``, ``"208 GHz"`` (an
+ordinary frequency f, energy h f), ``"1.31e12 rad/s"`` (angular), ``"10 K"``,
+``"5 ns"``; physical units need ``model.t_c``. See `kinetics._units`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import math
+import os
+import tomllib
+from typing import Annotated, Any, Literal, Union
+
+import numpy as np
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+import kinetics
+from kinetics import ParameterError
+from kinetics._units import parse_quantity, to_internal
+
+from ._evolve import SOLVERS
+
+COMPUTE_KINDS = ("perturbative", "steady", "evolve")
+FIGURE_KINDS = ("gap_change", "delta_n", "transient", "coupling", "map", "none")
+
+
+class ConfigError(ParameterError):
+    """A configuration is malformed or has a value that is not allowed."""
+
+
+Number = Union[float, int]
+Value = Union[Number, str]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+# ---------------------------------------------------------------- time dependence
+
+
+class StepProfile(_Strict):
+    """``before`` for t < t_on, ``after`` from t_on on."""
+
+    profile: Literal["step"]
+    after: Value
+    t_on: Value = 0.0
+    before: Value = 0.0
+
+
+class RampProfile(_Strict):
+    """``start`` until t0, linear to ``end`` at t1."""
+
+    profile: Literal["ramp"]
+    start: Value
+    end: Value
+    t0: Value
+    t1: Value
+
+
+class PulseProfile(_Strict):
+    """``base + peak exp(-(t - t0)^2 / (2 sigma^2))``."""
+
+    profile: Literal["gaussian_pulse"]
+    peak: Value
+    t0: Value
+    sigma: Value
+    base: Value = 0.0
+
+
+Profile = Annotated[StepProfile | RampProfile | PulseProfile, Field(discriminator="profile")]
+Param = Union[Value, Profile]
+_PROFILE_TIMES = {"t_on", "t0", "t1", "sigma"}
+
+# ---------------------------------------------------------------- baths
+
+
+class MultimodeSpec(_Strict):
+    type: Literal["multimode_cavity"]
+    name: str | None = None
+    omega0: Param
+    t_cav: Param
+    eta: Param
+
+
+class SingleModeSpec(_Strict):
+    type: Literal["single_mode_cavity"]
+    name: str | None = None
+    omega0: Param
+    t_cav: Param
+    eta: Param
+    kappa: Param
+
+
+class PhononSpec(_Strict):
+    type: Literal["phonons"]
+    name: str | None = None
+    tau0: Param
+    t_ph: Param
+    omega_debye: Value | None = None
+
+
+class DriveSpec(_Strict):
+    type: Literal["classical_drive"]
+    name: str | None = None
+    omega_d: Param
+    power: Param
+    width: Value = 0.0
+    line: Literal["delta", "gaussian", "lorentzian"] = "delta"
+
+
+class TabulatedSpec(_Strict):
+    """A tabulated J(Omega): inline ``omega``/``j`` or a two-column text ``file``."""
+
+    type: Literal["tabulated"]
+    name: str | None = None
+    omega: list[Number] | None = None
+    j: list[Number] | None = None
+    file: str | None = None
+    omega_unit: str = ""
+    t_bath: Param
+    coupling: Literal["current", "density"] = "current"
+    scale: Param = 1.0
+
+
+BathSpec = Annotated[
+    MultimodeSpec | SingleModeSpec | PhononSpec | DriveSpec | TabulatedSpec,
+    Field(discriminator="type"),
+]
+
+# what each bath field means: dimension for the unit conversion (None: not a number)
+_DIMENSIONS = {
+    "omega0": "energy",
+    "t_cav": "temperature",
+    "eta": "coupling",
+    "kappa": "energy",
+    "tau0": "time",
+    "t_ph": "temperature",
+    "omega_debye": "energy",
+    "omega_d": "energy",
+    "power": "rate",
+    "width": "energy",
+    "t_bath": "temperature",
+    "scale": "coupling",
+}
+_BATH_CLASSES = {
+    "multimode_cavity": kinetics.MultimodeCavity,
+    "single_mode_cavity": kinetics.SingleModeCavity,
+    "phonons": kinetics.Phonons,
+    "classical_drive": kinetics.ClassicalDrive,
+    "tabulated": kinetics.TabulatedBath,
+}
+
+# ---------------------------------------------------------------- sections
+
+
+class ModelSection(_Strict):
+    t_qp: Value
+    tau_in: Value | Literal["none"]
+    t_c: Value | None = None
+
+
+class GridSection(_Strict):
+    n: Annotated[int, Field(ge=20, le=20000)] = 400
+    xi_max: Annotated[float, Field(gt=0)] = 30.0
+    core: Annotated[float, Field(gt=0)] = 2.0
+
+
+class SteadySection(_Strict):
+    start: Literal["perturbative", "thermal"] = "perturbative"
+    method: Literal["newton", "integrate"] = "newton"
+    tol: Annotated[float, Field(gt=0)] = 1e-11
+    max_iter: Annotated[int, Field(gt=0, le=10000)] = 50
+    continuation_steps: Annotated[int, Field(ge=0, le=1000)] = 8
+    solver: Literal[tuple(sorted(SOLVERS))] = "kvaerno5"  # type: ignore[valid-type]
+
+
+class EvolveSection(_Strict):
+    t_end: Value
+    t_start: Value = 0.0
+    n_save: Annotated[int, Field(ge=2, le=100000)] = 200
+    spacing: Literal["linear", "log"] = "linear"
+    solver: Literal[("auto", *sorted(SOLVERS))] = "auto"  # type: ignore[valid-type]
+    rtol: Annotated[float, Field(gt=0, lt=1)] = 1e-8
+    atol: Annotated[float, Field(gt=0, lt=1)] = 1e-12
+    max_steps: Annotated[int, Field(gt=0)] = 200_000
+
+
+class SweepAxis(_Strict):
+    """Values of one swept parameter: a list, or start/stop/num (linear or log)."""
+
+    values: list[Value] | None = None
+    start: Number | None = None
+    stop: Number | None = None
+    num: Annotated[int, Field(ge=1, le=100000)] | None = None
+    spacing: Literal["linear", "log"] = "linear"
+    unit: str = ""
+
+    @pydantic.model_validator(mode="after")
+    def _one_form(self):
+        ranged = (self.start, self.stop, self.num)
+        if self.values is None and any(v is None for v in ranged):
+            raise ValueError("give either 'values' or all of 'start', 'stop', 'num'")
+        if self.values is not None and any(v is not None for v in ranged):
+            raise ValueError("give either 'values' or 'start'/'stop'/'num', not both")
+        if self.values is not None and len(self.values) == 0:
+            raise ValueError("'values' is empty")
+        if self.spacing == "log" and self.values is None and not (self.start > 0 and self.stop > 0):
+            raise ValueError("log spacing needs start > 0 and stop > 0")
+        return self
+
+    def points(self) -> list[Value]:
+        if self.values is not None:
+            return list(self.values)
+        f = np.geomspace if self.spacing == "log" else np.linspace
+        return [float(v) for v in f(self.start, self.stop, self.num)]
+
+
+class OutputSection(_Strict):
+    folder: str = "output"
+    name: str | None = None
+
+
+class FigureSection(_Strict):
+    kind: Literal[FIGURE_KINDS] | None = None  # type: ignore[valid-type]
+    x: str | None = None
+    per_unit_coupling: str | None = None
+    snapshots: list[Value] = []
+    log_x: bool = False
+
+
+class Config(_Strict):
+    """A whole study (see the module docstring and runs/README.md)."""
+
+    title: str = ""
+    compute: list[Literal[COMPUTE_KINDS]]  # type: ignore[valid-type]
+    model: ModelSection
+    grid: GridSection = GridSection()
+    baths: list[BathSpec] = []
+    steady: SteadySection = SteadySection()
+    evolve: EvolveSection | None = None
+    sweep: dict[str, SweepAxis] = {}
+    output: OutputSection = OutputSection()
+    figure: FigureSection = FigureSection()
+    quick: dict[str, Any] = {}
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self):
+        if not self.compute:
+            raise ValueError("compute: name at least one of " + ", ".join(COMPUTE_KINDS))
+        if len(set(self.compute)) != len(self.compute):
+            raise ValueError("compute: a kind is listed twice")
+        if "evolve" in self.compute and self.evolve is None:
+            raise ValueError(
+                "compute includes 'evolve' but there is no [evolve] section (t_end, ...)"
+            )
+        if "evolve" in self.compute and len(self.compute) > 1:
+            raise ValueError("compute: 'evolve' cannot be combined with other kinds in one study")
+        return self
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _format_validation_error(err: pydantic.ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and p in _TAGS))
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (a typo?)"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        elif "input" in e and e["type"] != "union_tag_invalid":
+            msg = f"{msg}; got {e['input']!r}"
+        lines.append(f"  {loc or '(top level)'}: {msg}")
+    return f"invalid configuration {source}:\n" + "\n".join(dict.fromkeys(lines))
+
+
+_TAGS = set(_BATH_CLASSES) | {
+    "step",
+    "ramp",
+    "gaussian_pulse",
+    "float",
+    "int",
+    "str",
+    "StepProfile",
+    "RampProfile",
+    "PulseProfile",
+}
+
+
+def _set_dotted(raw: dict, key: str, value, *, source: str) -> None:
+    """Set ``section.key = value``; ``<bath name>.field`` targets that bath, and
+    ``sweep.<bath>.<field>`` one sweep axis (sweep keys contain dots themselves)."""
+    parts = key.split(".")
+    if parts[0] == "sweep" and len(parts) > 1:
+        node, parts = raw.setdefault("sweep", {}), ["sweep", ".".join(parts[1:])]
+        node[parts[1]] = value
+        return
+    if parts[0] not in Config.model_fields and len(parts) > 1:
+        node = _bath_by_name(raw, parts[0])
+        if node is None:
+            raise ConfigError(
+                f"{source}: {key!r} names neither a section ({', '.join(Config.model_fields)}) nor a bath."
+            )
+        parts = parts[1:]
+    else:
+        node = raw
+    for p in parts[:-1]:
+        if not isinstance(node, dict):
+            raise ConfigError(f"{source}: {key!r}: {p!r} is not a table.")
+        node = node.setdefault(p, {})
+    if not isinstance(node, dict):
+        raise ConfigError(f"{source}: {key!r} does not name a key of a table.")
+    node[parts[-1]] = value
+
+
+def _bath_by_name(raw: dict, name: str):
+    for k, b in enumerate(raw.get("baths", []) or []):
+        if isinstance(b, dict) and _bath_name(b, k) == name:
+            return b
+    return None
+
+
+def _bath_name(spec, k: int) -> str:
+    get = spec.get if isinstance(spec, dict) else lambda key, d=None: getattr(spec, key, d)
+    return get("name", None) or get("type", None) or f"bath{k}"
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"grid.n=120"`` -> ("grid.n", 120) (the value is read as TOML, else a string)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: write KEY=VALUE, e.g. --set grid.n=120.")
+    key, value = text.split("=", 1)
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return key.strip(), parsed
+
+
+def load_config(
+    source, *, overrides: dict | None = None, quick: bool = False
+) -> tuple[Config, dict]:
+    """Read and validate a configuration.
+
+    - `source`: a path to a TOML file, TOML text (a ``str`` with a newline), or a dict.
+    - `overrides`: dotted keys -> values, applied after reading (``--set``).
+    - `quick`: apply the file's own ``[quick]`` overrides (a coarse, fast version).
+
+    Returns (config, raw dict after overrides). Raises `ConfigError`.
+    """
+    base_dir = os.getcwd()
+    if isinstance(source, dict):
+        raw, name = copy.deepcopy(source), "(dict)"
+    elif isinstance(source, str) and "\n" in source:
+        raw, name = _parse_toml(source, "(text)"), "(text)"
+    else:
+        path = os.fspath(source)
+        if not os.path.isfile(path):
+            raise ConfigError(f"configuration file {path!r} does not exist.")
+        with open(path, "rb") as fh:
+            try:
+                raw = tomllib.load(fh)
+            except tomllib.TOMLDecodeError as err:
+                raise ConfigError(f"{path}: not valid TOML: {err}") from None
+        name, base_dir = path, os.path.dirname(os.path.abspath(path))
+    if quick:
+        q = raw.get("quick", {}) if isinstance(raw.get("quick", {}), dict) else {}
+        for key, value in q.items():
+            _set_dotted(raw, key, value, source=f"{name} [quick]")
+    for key, value in (overrides or {}).items():
+        _set_dotted(raw, key, value, source=name)
+    try:
+        cfg = Config.model_validate(raw)
+    except pydantic.ValidationError as err:
+        raise ConfigError(_format_validation_error(err, name)) from None
+    raw.setdefault("_base_dir", base_dir)
+    raw.setdefault("_source", name)
+    _check_semantics(cfg, raw)
+    return cfg, raw
+
+
+def _parse_toml(text: str, name: str) -> dict:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{name}: not valid TOML: {err}") from None
+
+
+def bath_names(cfg: Config) -> list[str]:
+    return [_bath_name(b, k) for k, b in enumerate(cfg.baths)]
+
+
+def _check_semantics(cfg: Config, raw: dict) -> None:
+    names = bath_names(cfg)
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise ConfigError(
+            f"baths: two baths share the name {sorted(dup)[0]!r}; give each a distinct 'name'."
+        )
+    if cfg.model.tau_in == "none" and not cfg.baths:
+        raise ConfigError("model.tau_in = 'none' needs at least one bath ([[baths]]).")
+    if "perturbative" in cfg.compute and cfg.model.tau_in == "none":
+        raise ConfigError(
+            "compute = 'perturbative' needs a relaxation time: model.tau_in must not be 'none'."
+        )
+    for key in cfg.sweep:
+        _sweep_target(cfg, key)
+    if cfg.figure.x is not None and cfg.figure.x not in cfg.sweep:
+        raise ConfigError(
+            f"figure.x = {cfg.figure.x!r} is not a swept parameter; swept: {sorted(cfg.sweep) or 'none'}."
+        )
+    if cfg.figure.per_unit_coupling is not None:
+        _sweep_target(cfg, cfg.figure.per_unit_coupling, what="figure.per_unit_coupling")
+    # every point of the sweep must build: resolve units and construct the models now
+    for point in sweep_points(cfg):
+        build_model(cfg, point, raw=raw)
+    if "evolve" in cfg.compute:
+        save_times(cfg, raw=raw)
+
+
+def _sweep_target(cfg: Config, key: str, what: str = "sweep") -> tuple[str, str | None, str]:
+    """``"cavity.omega0"`` -> ("bath", "cavity", "omega0"); ``"model.t_qp"`` -> ("model", None, "t_qp")."""
+    parts = key.split(".")
+    names = bath_names(cfg)
+    if parts[0] == "model" and len(parts) == 2 and parts[1] in ("t_qp", "tau_in"):
+        return ("model", None, parts[1])
+    if parts[0] in names and len(parts) in (2, 3):
+        spec = cfg.baths[names.index(parts[0])]
+        field = parts[1]
+        if field not in type(spec).model_fields or _DIMENSIONS.get(field) is None:
+            allowed = [f for f in type(spec).model_fields if f in _DIMENSIONS]
+            raise ConfigError(
+                f"{what} key {key!r}: bath {parts[0]!r} has no numeric field {field!r}; allowed: {allowed}."
+            )
+        if len(parts) == 3:
+            prof = getattr(spec, field)
+            if (
+                not isinstance(prof, BaseModel)
+                or parts[2] not in type(prof).model_fields
+                or parts[2] == "profile"
+            ):
+                raise ConfigError(
+                    f"{what} key {key!r}: {parts[0]}.{field} is not a profile with a field {parts[2]!r}."
+                )
+        return ("bath", parts[0], ".".join(parts[1:]))
+    raise ConfigError(
+        f"{what} key {key!r} does not name a parameter; write 'model.t_qp', 'model.tau_in' or "
+        f"'<bath name>.<field>' with a bath name among {names}."
+    )
+
+
+def sweep_points(cfg: Config) -> list[dict]:
+    """Every point of the sweep (the product of the axes), as {key: value-with-unit}."""
+    if not cfg.sweep:
+        return [{}]
+    keys = list(cfg.sweep)
+    axes = [cfg.sweep[k].points() for k in keys]
+    return [
+        {k: _with_unit(v, cfg.sweep[k].unit) for k, v in zip(keys, combo)}
+        for combo in itertools.product(*axes)
+    ]
+
+
+def _with_unit(v: Value, unit: str) -> Value:
+    if isinstance(v, str) or not unit:
+        return v
+    return f"{v!r} {unit}"
+
+
+def axis_values(cfg: Config, key: str) -> np.ndarray:
+    """The numbers along a sweep axis, in the axis' own unit (strings are converted)."""
+    out = []
+    for v in cfg.sweep[key].points():
+        out.append(v if not isinstance(v, str) else parse_quantity(v, name=f"sweep.{key}")[0])
+    return np.asarray(out, dtype=np.float64)
+
+
+# ---------------------------------------------------------------- building models
+
+
+def _convert(value, *, name: str, dimension: str, t_c, refs) -> float:
+    if isinstance(value, str):
+        number, unit = parse_quantity(value, name=name)
+    else:
+        number, unit = float(value), ""
+    try:
+        out = to_internal(
+            number, unit, dimension=dimension, name=name, t_c_kelvin=t_c, references=refs
+        )
+    except ParameterError as err:
+        raise ConfigError(str(err)) from None
+    if not math.isfinite(out):
+        raise ConfigError(f"{name}: must be finite; got {value!r}.")
+    return out
+
+
+def _resolve_param(value, *, name, dimension, t_c, refs):
+    if not isinstance(value, BaseModel):
+        return _convert(value, name=name, dimension=dimension, t_c=t_c, refs=refs)
+    fields = {}
+    for f in type(value).model_fields:
+        if f == "profile":
+            continue
+        dim = "time" if f in _PROFILE_TIMES else dimension
+        fields[f] = _convert(
+            getattr(value, f), name=f"{name}.{f}", dimension=dim, t_c=t_c, refs=refs
+        )
+    cls = {"step": kinetics.Step, "ramp": kinetics.Ramp, "gaussian_pulse": kinetics.GaussianPulse}[
+        value.profile
+    ]
+    try:
+        return cls(**fields)
+    except ParameterError as err:
+        raise ConfigError(f"{name}: {err}") from None
+
+
+def _apply_point(cfg: Config, point: dict) -> Config:
+    """The configuration with the swept values of one point substituted."""
+    if not point:
+        return cfg
+    data = cfg.model_dump()
+    names = bath_names(cfg)
+    for key, value in point.items():
+        where, bath, field = _sweep_target(cfg, key)
+        node = data["model"] if where == "model" else data["baths"][names.index(bath)]
+        parts = field.split(".")
+        for p in parts[:-1]:
+            node = node[p]
+        node[parts[-1]] = value
+    return Config.model_validate(data)
+
+
+def _t_c(cfg: Config) -> float | None:
+    if cfg.model.t_c is None:
+        return None
+    v = cfg.model.t_c
+    number, unit = parse_quantity(v, name="model.t_c") if isinstance(v, str) else (float(v), "K")
+    if unit not in ("K", "mK") or not number > 0:
+        raise ConfigError(
+            f'model.t_c: the critical temperature in kelvin, e.g. "1.19 K"; got {v!r}.'
+        )
+    return number * (1e-3 if unit == "mK" else 1.0)
+
+
+def build_grid(cfg: Config) -> kinetics.Grid:
+    g = cfg.grid
+    try:
+        return kinetics.Grid(n=g.n, xi_max=g.xi_max, core=g.core)
+    except ParameterError as err:
+        raise ConfigError(f"grid: {err}") from None
+
+
+def references(cfg: Config, point: dict | None = None) -> dict:
+    """The relative units of one point: Delta0, T_qp, tau_in (internal units)."""
+    cfg = _apply_point(cfg, point or {})
+    t_c = _t_c(cfg)
+    t_qp = _convert(cfg.model.t_qp, name="model.t_qp", dimension="temperature", t_c=t_c, refs={})
+    if not t_qp > 0:
+        raise ConfigError(f"model.t_qp: must be > 0 [T_c]; got {cfg.model.t_qp!r}.")
+    tau_in = None
+    if cfg.model.tau_in != "none":
+        tau_in = _convert(cfg.model.tau_in, name="model.tau_in", dimension="time", t_c=t_c, refs={})
+        if not tau_in > 0:
+            raise ConfigError(f"model.tau_in: must be > 0 (or 'none'); got {cfg.model.tau_in!r}.")
+    delta0 = float(kinetics.equilibrium_gap(t_qp, build_grid(cfg)))
+    return {"Delta0": delta0 if delta0 > 0 else None, "T_qp": t_qp, "tau_in": tau_in, "t_c": t_c}
+
+
+def _table(spec: TabulatedSpec, base_dir: str, name: str):
+    if (spec.file is None) == (spec.omega is None or spec.j is None):
+        raise ConfigError(f"{name}: give either 'file' or both 'omega' and 'j'.")
+    if spec.file is not None:
+        path = spec.file if os.path.isabs(spec.file) else os.path.join(base_dir, spec.file)
+        try:
+            table = np.loadtxt(path, ndmin=2, comments="#", delimiter=None)
+        except (OSError, ValueError) as err:
+            raise ConfigError(
+                f"{name}.file: cannot read {path!r} as two columns (omega, J): {err}"
+            ) from None
+        if table.shape[1] != 2:
+            raise ConfigError(
+                f"{name}.file: {path!r} must have two columns (omega, J); it has {table.shape[1]}."
+            )
+        return table[:, 0], table[:, 1]
+    return np.asarray(spec.omega, float), np.asarray(spec.j, float)
+
+
+def _unit_of(value) -> str:
+    try:
+        return parse_quantity(value, name="")[1] if isinstance(value, str) else ""
+    except ParameterError:
+        return ""  # reported with the parameter's name when it is converted
+
+
+def build_model(
+    cfg: Config, point: dict | None = None, *, raw: dict | None = None
+) -> kinetics.Model:
+    """The `kinetics.Model` of one point of the study (no point: the base values)."""
+    point = point or {}
+    refs = references(cfg, point)
+    cfg = _apply_point(cfg, point)
+    t_c = refs["t_c"]
+    base_dir = (raw or {}).get("_base_dir", os.getcwd())
+    baths = []
+    for k, (spec, name) in enumerate(zip(cfg.baths, bath_names(cfg))):
+        kwargs = {}
+        local = dict(refs)
+        # plain-number fields first, so that siblings can serve as units ("0.1 omega0")
+        fields = [f for f in type(spec).model_fields if _DIMENSIONS.get(f)]
+        fields.sort(key=lambda f: _unit_of(getattr(spec, f)) in fields)
+        for f in fields:
+            v = getattr(spec, f)
+            if v is None:
+                continue
+            kwargs[f] = _resolve_param(
+                v, name=f"baths.{name}.{f}", dimension=_DIMENSIONS[f], t_c=t_c, refs=local
+            )
+            if not isinstance(kwargs[f], kinetics.AbstractProfile):
+                local[f] = kwargs[f]
+        if isinstance(spec, DriveSpec):
+            kwargs["line"] = spec.line
+        if isinstance(spec, TabulatedSpec):
+            omega, j = _table(spec, base_dir, f"baths.{name}")
+            scale = 1.0
+            if spec.omega_unit:
+                scale = _convert(
+                    f"1 {spec.omega_unit}",
+                    name=f"baths.{name}.omega_unit",
+                    dimension="energy",
+                    t_c=t_c,
+                    refs=refs,
+                )
+            kwargs.update(omega=omega * scale, j=j, coupling=spec.coupling)
+        try:
+            baths.append(_BATH_CLASSES[spec.type](**kwargs))
+        except ParameterError as err:
+            raise ConfigError(f"baths.{name}: {err}") from None
+    try:
+        return kinetics.Model(
+            t_qp=refs["T_qp"], tau_in=refs["tau_in"], baths=baths, grid=build_grid(cfg)
+        )
+    except ParameterError as err:
+        raise ConfigError(f"model: {err}") from None
+
+
+def save_times(cfg: Config, *, raw: dict | None = None) -> np.ndarray:
+    """The save times of an evolution [hbar/(k_B T_c)]."""
+    ev = cfg.evolve
+    refs = references(cfg)
+    t0 = _convert(ev.t_start, name="evolve.t_start", dimension="time", t_c=refs["t_c"], refs=refs)
+    t1 = _convert(ev.t_end, name="evolve.t_end", dimension="time", t_c=refs["t_c"], refs=refs)
+    if not t1 > t0:
+        raise ConfigError(
+            f"evolve.t_end must be after evolve.t_start; got {ev.t_start!r} .. {ev.t_end!r}."
+        )
+    if ev.spacing == "log":
+        if not t0 >= 0:
+            raise ConfigError("evolve.spacing = 'log' needs t_start >= 0.")
+        first = t1 * 1e-4 if t0 == 0 else t0
+        return (
+            np.concatenate([[t0], np.geomspace(first, t1, ev.n_save - 1)])
+            if t0 == 0
+            else np.geomspace(t0, t1, ev.n_save)
+        )
+    return np.linspace(t0, t1, ev.n_save)
+
+
+def config_hash(raw: dict) -> str:
+    """SHA-256 of the configuration (without the private keys), for provenance."""
+    public = {k: v for k, v in raw.items() if not k.startswith("_")}
+    return hashlib.sha256(json.dumps(public, sort_keys=True, default=str).encode()).hexdigest()
