@@ -87,11 +87,12 @@ def _initial_state(model: Model, n0):
     if bosons is None:
         bosons = np.concatenate([np.asarray(b) for b in model.boson_state()])
     bosons = np.asarray(bosons, dtype=np.float64)
-    if bosons.shape != (size - model.grid.n,) or not np.all(np.isfinite(bosons)) or np.any(bosons < 0):
+    if bosons.shape != (size - model.grid.n,) or not np.all(np.isfinite(bosons)) or np.any(bosons < -1e-12):
         raise ParameterError(
             f"evolve: the boson occupations of n0 must be finite, >= 0 and of shape "
-            f"({size - model.grid.n},); got shape {bosons.shape}."
+            f"({size - model.grid.n},); got shape {bosons.shape}, minimum {np.min(bosons):g}."
         )
+    bosons = np.maximum(bosons, 0.0)  # rounding-level negatives (a Newton iterate)
     return jnp.concatenate([jnp.asarray(n0), jnp.asarray(bosons)]), t_start
 
 
