@@ -195,7 +195,6 @@ def evolve(
     return ds
 
 
-@eqx.filter_jit
 def _shifted(field, shift):
     def shifted(s, y, args):
         return field(s + shift, y, args)
@@ -203,6 +202,7 @@ def _shifted(field, shift):
     return shifted
 
 
+@eqx.filter_jit
 def _solve(model, y0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progress):
     field = vector_field(model)
     controller = diffrax.PIDController(rtol=rtol, atol=atol)
