@@ -143,7 +143,9 @@ def steady_state(
             raise ParameterError(f"steady_state: solver must be one of {sorted(SOLVERS)}; got {solver!r}.")
         n, res, iters, stages = _integrate_to_steady(model, y0, t, tol, solver)
     else:
-        scale = _residual_scale(model, y0, t)
+        # an array, not a Python float: a float would be a static argument of the
+        # jitted Newton and every new tau_in would recompile it (~10 s)
+        scale = jnp.asarray(_residual_scale(model, y0, t), dtype=jnp.float64)
         n, res, iters = _newton(model, y0, t, scale, tol, max_iter)
         stages = 1
         if not float(res) <= tol and continuation_steps > 0:
