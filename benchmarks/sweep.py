@@ -91,8 +91,9 @@ def main(argv=None):
     }
     units = {"omega0_ratio": "1", "t_cav_ratio": "1"}
     npts = a.side**2
+    now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017  (Python 3.10)
     print(
-        f"# {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')} "
+        f"# {now.isoformat(timespec='seconds')} "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"load avg {os.getloadavg()[0]:.1f}, jax {jax.__version__} ({jax.default_backend()})"
     )
