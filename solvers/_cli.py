@@ -12,6 +12,7 @@ steady state, written as netCDF and PNG. Exit codes: 0 success, 2 bad input
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -24,6 +25,7 @@ import kinetics
 
 from ._config import load_config, parse_override, sweep_points
 from ._dataset import load, save
+from ._evolve import Interrupted
 from ._figures import gap_change_sign_changes, plot
 from ._study import run_study
 
@@ -132,12 +134,43 @@ def _run(args) -> int:
     if args.config is None:
         print(_gap_table())
         print("\nBuilt-in default study (runs/fig1a.toml):")
+    return _execute(cfg, raw, nc, png, args)
+
+
+def _resume(args) -> int:
+    ds = load(args.file)
+    try:
+        info = json.loads(ds.attrs["config"])
+        raw = dict(info["study"], _base_dir=info["base_dir"], _source=args.file)
+        nc, png = info["outputs"]
+    except (KeyError, ValueError, TypeError):
+        raise OutputError(
+            f"{args.file} is not a checkpoint of `cavity-eliashberg run` (no study configuration "
+            "in its attributes); a Python run resumes by calling evolve with the same checkpoint."
+        ) from None
+    cfg, raw = load_config(raw)
+    raw["_outputs"] = [nc, png]
+    args.overwrite = True
+    return _execute(cfg, raw, nc, png, args)
+
+
+def _execute(cfg, raw, nc, png, args) -> int:
     print(f"{cfg.title or 'study'}: {len(sweep_points(cfg))} point(s) x {', '.join(cfg.compute)}")
     clock = time.perf_counter()
-    ds = run_study(cfg, raw, progress=not args.no_progress)
+    raw["_outputs"] = [nc, png]
+    checkpoint = os.path.splitext(nc)[0] + ".checkpoint.nc"
+    try:
+        ds = run_study(cfg, raw, progress=not args.no_progress, checkpoint=checkpoint)
+    except Interrupted as err:
+        print(f"cavity-eliashberg: {err}", file=sys.stderr)
+        return 130 if err.signal_name == "SIGINT" else 143
     ds.attrs["wall_time_s"] = time.perf_counter() - clock
     save(ds, nc, overwrite=args.overwrite)
-    png = plot(ds, png, overwrite=args.overwrite) if ds.attrs.get("figure.kind") != "none" else ""
+    try:
+        png = plot(ds, png, overwrite=True) if ds.attrs.get("figure.kind") != "none" else ""
+    except Exception as err:  # the data are safe on disk; a figure must not lose them
+        print(f"warning: the figure could not be drawn ({type(err).__name__}: {err})", file=sys.stderr)
+        png = ""
     print(_summary(ds))
     print(
         f"\nwrote {nc}"
@@ -255,6 +288,16 @@ def main(argv=None) -> int:
     p_run.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p_run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p_run.set_defaults(func=_run)
+    p_resume = sub.add_parser(
+        "resume",
+        help="continue an interrupted evolution from its checkpoint",
+        description="Continue a run stopped by Ctrl-C, SIGTERM or a lost machine from the "
+        "checkpoint it wrote (NAME.checkpoint.nc next to its output); the result is the "
+        "same as an uninterrupted run's to solver tolerance.",
+    )
+    p_resume.add_argument("file", help="NAME.checkpoint.nc")
+    p_resume.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p_resume.set_defaults(func=_resume)
     p_show = sub.add_parser(
         "show",
         help="summarize a saved result",

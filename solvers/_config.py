@@ -200,6 +200,7 @@ class EvolveSection(_Strict):
     rtol: Annotated[float, Field(gt=0, lt=1)] = 1e-8
     atol: Annotated[float, Field(gt=0, lt=1)] = 1e-12
     max_steps: Annotated[int, Field(gt=0)] = 200_000
+    checkpoint_every: Annotated[int, Field(ge=1)] | None = None
 
 
 class SweepAxis(_Strict):
@@ -388,13 +389,20 @@ def load_config(
             _set_dotted(raw, key, value, source=f"{name} [quick]")
     for key, value in (overrides or {}).items():
         _set_dotted(raw, key, value, source=name)
+    private = {k: raw.pop(k) for k in list(raw) if isinstance(k, str) and k.startswith("_")}
     try:
         cfg = Config.model_validate(raw)
     except pydantic.ValidationError as err:
         raise ConfigError(_format_validation_error(err, name)) from None
+    raw.update(private)
     raw.setdefault("_base_dir", base_dir)
     raw.setdefault("_source", name)
-    _check_semantics(cfg, raw)
+    try:
+        _check_semantics(cfg, raw)
+    except ConfigError:
+        raise
+    except ParameterError as err:  # from the physics' own checks: same message, config type
+        raise ConfigError(f"{name}: {err}") from None
     return cfg, raw
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import signal
+import threading
 import time as _time
 
 import diffrax
@@ -13,7 +18,7 @@ import xarray as xr
 
 from kinetics import Model, ParameterError
 
-from ._dataset import SolverError, build_dataset
+from ._dataset import SolverError, build_dataset, load, save
 from ._rhs import vector_field
 
 SOLVERS = {
@@ -109,6 +114,8 @@ def evolve(
     progress: bool = True,
     throw: bool = True,
     config: dict | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
 ) -> xr.Dataset:
     """Integrate d n / d t (paper eq. (6)) from ``t_save[0]`` and save at ``t_save``.
 
@@ -132,6 +139,15 @@ def evolve(
     - `throw`: raise `SolverError` on failure (its ``partial`` attribute holds the
       dataset up to the failure); with False, return that dataset, marked
       ``solver.status != "success"``.
+    - `checkpoint`: a netCDF path. The integration runs in segments of
+      `checkpoint_every` save intervals (default: a tenth of the run); after each the
+      state so far is written there atomically, and SIGINT/SIGTERM stop the run after
+      the current segment (raising `Interrupted`, a `SolverError`, with the partial
+      dataset). If the file exists and belongs to the same run (model, save times,
+      initial state, solver), the run continues from it; on success it is removed.
+
+    Failures (step-size collapse, max_steps, a non-finite state, n leaving [0, 1],
+    the gap collapsing to zero) stop the run with the time, the cause and a hint.
 
     Returns a dataset over (time, xi) with n, delta_n, gap, relative_gap_change,
     n_qp, energy. Parameter jumps of time-dependent baths are passed to the
@@ -149,42 +165,83 @@ def evolve(
             raise ParameterError(f"evolve: {name} must be > 0; got {v!r}.")
     if not (isinstance(max_steps, int) and max_steps > 0):
         raise ParameterError(f"evolve: max_steps must be a positive integer; got {max_steps!r}.")
+    if checkpoint_every is not None and not (isinstance(checkpoint_every, int) and checkpoint_every >= 1):
+        raise ParameterError(
+            f"evolve: checkpoint_every must be a positive integer (save points per segment); "
+            f"got {checkpoint_every!r}."
+        )
     y0, t_prev = _initial_state(model, n0)
     t0 = float(t_save[0])
-    t1 = float(t_save[-1])
-    if t_save.size == 1:
-        t1 = t0
+    t1 = float(t_save[-1]) if t_save.size > 1 else t0
     name = choose_solver(model, y0, t1 - t0, t0) if solver == "auto" else solver
-    jumps = [t for t in model.jump_times() if t0 < t < t1]
+    settings = {"name": name, "rtol": rtol, "atol": atol, "max_steps": max_steps}
+    fingerprint = _fingerprint(model, t_save, y0, settings)
 
-    start = _time.perf_counter()
-    sol = _solve(
-        model, y0, t0, t1, jnp.asarray(t_save), name, rtol, atol, max_steps, dt0, tuple(jumps), progress
-    )
-    wall = _time.perf_counter() - start
-    ok = bool(sol.result == diffrax.RESULTS.successful)
-    ys = np.asarray(sol.ys)
-    done = np.all(np.isfinite(ys), axis=1)
-    gaps = np.asarray(gaps_of(model, jnp.where(done[:, None], ys, 0.0)[:, : model.grid.n]))
-    gaps = np.where(done, gaps, np.nan)
-    stats = {k: int(v) for k, v in sol.stats.items() if np.ndim(v) == 0}
-    message = "success" if ok else diffrax.RESULTS[sol.result]
-    info = {
-        "name": name,
-        "rtol": rtol,
-        "atol": atol,
-        "max_steps": max_steps,
-        "status": "success" if ok else "failed",
-        "message": message,
-        "wall_time_s": wall,
-        "saved_points_completed": int(done.sum()),
-        **stats,
-    }
-    if t_prev is not None:
-        info["restarted_from_time"] = t_prev
-    ds = build_dataset(model, ys, gaps, kind="evolve", time=t_save, solver=info, config=config)
+    # save-point index ranges [a, b] integrated in one compiled call each; with a
+    # checkpoint the state is written after each and a signal stops between them
+    size = t_save.size
+    every = checkpoint_every or (max(1, (size - 1) // 10) if checkpoint is not None else size)
+    edges = list(range(0, size - 1, every)) + [size - 1]
+    if size == 1:
+        edges = [0, 0]
+    ys = np.full((size, y0.shape[0]), np.nan)
+    ys[0] = np.asarray(y0)
+    done_to, stats, wall = 0, {}, 0.0
+    if checkpoint is not None and os.path.exists(checkpoint):
+        ys, done_to, stats, wall = _read_checkpoint(checkpoint, fingerprint, ys, model)
+    ok, message = True, "success"
+    from tqdm import tqdm
+
+    bar = tqdm(total=size - 1, initial=done_to, unit="save", desc="evolve",
+               disable=not progress or checkpoint is None)
+    with _StopOnSignal(enabled=checkpoint is not None) as stop, bar:
+        for a, b in zip(edges[:-1], edges[1:]):
+            if b <= done_to:
+                continue
+            a = max(a, done_to)
+            start = _time.perf_counter()
+            seg = t_save[a : b + 1]
+            jumps = tuple(t for t in model.jump_times() if seg[0] < t < seg[-1])
+            sol = _solve(
+                model, jnp.asarray(ys[a]), jnp.asarray(seg[0]), jnp.asarray(seg[-1]), jnp.asarray(seg),
+                name, rtol, atol, max_steps, dt0, jumps, progress and checkpoint is None,
+            )
+            wall += _time.perf_counter() - start
+            for k, v in sol.stats.items():
+                if np.ndim(v) == 0:
+                    stats[k] = stats.get(k, 0) + int(v)
+            rows = np.asarray(sol.ys)
+            ys[a : b + 1] = rows
+            ok = bool(sol.result == diffrax.RESULTS.successful)
+            if ok:
+                problem = _diagnose(model, rows, seg)
+                if problem:
+                    ok, message = False, problem
+            else:
+                message = str(diffrax.RESULTS[sol.result])
+            finite = np.all(np.isfinite(rows), axis=1)
+            done_to = a + int(np.argmin(finite)) - 1 if not finite.all() else b
+            if not ok:
+                break
+            bar.update(b - a)
+            if checkpoint is not None:
+                _write_checkpoint(checkpoint, model, ys, t_save, done_to, fingerprint, settings,
+                                  stats, wall, config)
+            if stop.signal is not None and b < size - 1:
+                ds = _dataset(model, ys, t_save, settings, "interrupted", f"stopped by {stop.signal}",
+                              stats, wall, t_prev, config)
+                raise Interrupted(
+                    f"evolve: stopped by {stop.signal} at t = {t_save[b]:g}; the state is saved in "
+                    f"{checkpoint}. Run the same call (or `cavity-eliashberg resume {checkpoint}`) "
+                    "to continue from there.",
+                    partial=ds, signal_name=stop.signal,
+                )
+    ds = _dataset(model, ys, t_save, settings, "success" if ok else "failed", message, stats, wall,
+                  t_prev, config)
+    if ok and checkpoint is not None and os.path.exists(checkpoint):
+        os.remove(checkpoint)  # the run is complete: the result replaces the checkpoint
     if not ok:
-        last = t_save[done][-1] if done.any() else t0
+        last = t_save[: done_to + 1][-1]
         msg = (
             f"evolve stopped: {message} (solver {name}, rtol {rtol:g}); states up to "
             f"t = {last:g} are in the partial result. Try larger max_steps, looser "
@@ -193,6 +250,113 @@ def evolve(
         if throw:
             raise SolverError(msg, partial=ds)
     return ds
+
+
+class Interrupted(SolverError):
+    """A run stopped by SIGINT or SIGTERM after writing its checkpoint."""
+
+    def __init__(self, message, partial=None, signal_name="SIGTERM"):
+        super().__init__(message, partial)
+        self.signal_name = signal_name
+
+
+class _StopOnSignal:
+    """Turn SIGINT/SIGTERM into a flag checked between segments (main thread only)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.signal = None
+        self._old = {}
+
+    def _handler(self, signum, frame):
+        self.signal = signal.Signals(signum).name
+
+    def __enter__(self):
+        if self.enabled:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
+
+
+def _diagnose(model: Model, rows, times) -> str:
+    """A physical failure in integrated states: non-finite, n outside [0, 1], Delta -> 0."""
+    n = rows[:, : model.grid.n]
+    finite = np.all(np.isfinite(rows), axis=1)
+    if not finite.all():
+        k = int(np.argmin(finite))
+        return f"a non-finite value in the state at t = {times[k]:g}"
+    bad = np.any((n < -1e-6) | (n > 1.0 + 1e-6), axis=1)
+    if bad.any():
+        k = int(np.argmax(bad))
+        return (
+            f"n left [0, 1] at t = {times[k]:g} (min {n[k].min():.3g}, max {n[k].max():.3g}): "
+            "the step is too large for the coupling; tighten rtol/atol or use 'kvaerno5'"
+        )
+    if float(model.delta0) > 0:
+        gaps = np.asarray(gaps_of(model, jnp.asarray(n)))
+        if np.any(gaps <= 0):
+            k = int(np.argmax(gaps <= 0))
+            return (
+                f"the gap collapsed to zero at t = {times[k]:g} (the film went normal); the "
+                "states up to then are kept. A weaker drive or coupling keeps it superconducting"
+            )
+    return ""
+
+
+def _dataset(model, ys, t_save, settings, status, message, stats, wall, t_prev, config):
+    done = np.all(np.isfinite(ys), axis=1)
+    gaps = np.asarray(gaps_of(model, jnp.where(done[:, None], ys, 0.0)[:, : model.grid.n]))
+    gaps = np.where(done, gaps, np.nan)
+    info = {
+        **settings,
+        "status": status,
+        "message": message,
+        "wall_time_s": wall,
+        "saved_points_completed": int(done.sum()),
+        **stats,
+    }
+    if t_prev is not None:
+        info["restarted_from_time"] = t_prev
+    return build_dataset(model, ys, gaps, kind="evolve", time=t_save, solver=info, config=config)
+
+
+def _fingerprint(model, t_save, y0, settings) -> str:
+    """What a checkpoint must match to be continued: model, save times, start, solver."""
+    from ._dataset import model_attributes
+
+    h = hashlib.sha256()
+    h.update(json.dumps(model_attributes(model), sort_keys=True, default=str).encode())
+    h.update(np.ascontiguousarray(t_save).tobytes())
+    h.update(np.ascontiguousarray(np.asarray(y0)).tobytes())
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _write_checkpoint(path, model, ys, t_save, done_to, fingerprint, settings, stats, wall, config):
+    ds = _dataset(model, ys, t_save, settings, "incomplete", f"checkpoint at t = {t_save[done_to]:g}",
+                  stats, wall, None, config)
+    ds["state"] = (("time", "state_index"), ys)
+    ds.attrs.update({"checkpoint.fingerprint": fingerprint, "checkpoint.done_to": int(done_to)})
+    save(ds, path, overwrite=True)
+
+
+def _read_checkpoint(path, fingerprint, ys, model):
+    ds = load(path)
+    if ds.attrs.get("checkpoint.fingerprint") != fingerprint:
+        raise ParameterError(
+            f"evolve: the checkpoint {path} belongs to another run (model, save times, initial "
+            "state or solver differ); remove it or pass another checkpoint path."
+        )
+    done_to = int(ds.attrs["checkpoint.done_to"])
+    ys[: done_to + 1] = ds["state"].values[: done_to + 1]
+    stats = {k.split(".", 1)[1]: int(v) for k, v in ds.attrs.items()
+             if k.startswith("solver.num_") and isinstance(v, (int, np.integer))}
+    return ys, done_to, stats, float(ds.attrs.get("solver.wall_time_s", 0.0))
 
 
 def _shifted(field, shift):

@@ -286,17 +286,16 @@ def _transient(ds, plt):
         if snaps is not None
         else ds.time.values[np.linspace(0, ds.sizes["time"] - 1, 5).astype(int)[1:]]
     )
-    colors = plt.cm.viridis(np.linspace(0, 0.85, len(times)))
+    finite = np.isfinite(ds.gap.values)
+    times = [ts for ts in times if finite[int(np.argmin(np.abs(ds.time.values - ts)))]]
+    colors = plt.cm.viridis(np.linspace(0, 0.85, max(len(times), 1)))
+    e = np.sqrt(ds.xi.values**2 + float(ds.delta0) ** 2) / float(ds.delta0)
     for c, ts in zip(colors, times):
         k = int(np.argmin(np.abs(ds.time.values - ts)))
         one = ds.isel(time=k)
         e = np.sqrt(ds.xi.values**2 + float(one.gap) ** 2) / float(ds.delta0)
-        ax.plot(
-            e,
-            one.delta_n.values,
-            color=c,
-            label=f"t = {t[k]:.3g}" + (r" $\tau_{in}$" if "tau" in tlabel else ""),
-        )
+        unit = r" $\tau_{in}$" if "tau" in tlabel else ""
+        ax.plot(e, one.delta_n.values, color=c, label=f"t = {t[k]:.3g}{unit}")
     ax.set_xlim(1.0, min(float(e.max()), 8.0))
     ax.axhline(0, color="k", lw=0.5)
     ax.set_xlabel(r"$E/\Delta_0$")

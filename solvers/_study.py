@@ -40,7 +40,7 @@ from ._config import (
     sweep_points,
 )
 from ._dataset import SolverError
-from ._evolve import evolve
+from ._evolve import Interrupted, evolve
 from ._perturbative import perturbative
 from ._steady import steady_state
 
@@ -73,7 +73,7 @@ def dim_name(key: str) -> str:
 
 
 def _solve(
-    kind: str, model: kinetics.Model, cfg: Config, t_save
+    kind: str, model: kinetics.Model, cfg: Config, t_save, checkpoint=None
 ) -> tuple[xr.Dataset | None, str, str]:
     """One point through one solver: (dataset or partial or None, status, message)."""
     try:
@@ -100,7 +100,12 @@ def _solve(
                 atol=e.atol,
                 max_steps=e.max_steps,
                 progress=False,
+                checkpoint=checkpoint["path"] if checkpoint else None,
+                checkpoint_every=e.checkpoint_every,
+                config=checkpoint["config"] if checkpoint else None,
             )
+    except Interrupted:
+        raise
     except SolverError as err:
         return err.partial, "failed", str(err)
     except kinetics.CavityEliashbergError as err:
@@ -144,7 +149,9 @@ def _profiles(model: kinetics.Model, times, cfg: Config) -> dict:
     return out
 
 
-def run_study(cfg: Config, raw: dict, *, progress: bool = True) -> xr.Dataset:
+def run_study(
+    cfg: Config, raw: dict, *, progress: bool = True, checkpoint: str | None = None
+) -> xr.Dataset:
     """Run every requested solver at every sweep point; one dataset back.
 
     A point whose solver fails keeps what it computed (the partial result) and
@@ -172,7 +179,10 @@ def run_study(cfg: Config, raw: dict, *, progress: bool = True) -> xr.Dataset:
             start = _time.perf_counter()
             rows = []
             for model in models:
-                ds, status, message = _solve(kind, model, cfg, t_save)
+                ck = None
+                if checkpoint is not None and kind == "evolve" and len(models) == 1:
+                    ck = {"path": checkpoint, "config": _resume_info(raw)}
+                ds, status, message = _solve(kind, model, cfg, t_save, ck)
                 row = _point_dataset(kind, ds, model, cfg)
                 row[f"{kind}_status"] = status
                 row[f"{kind}_message"] = message
@@ -202,6 +212,12 @@ def run_study(cfg: Config, raw: dict, *, progress: bool = True) -> xr.Dataset:
         scale = _internal_value(cfg, models[0], cfg.figure.per_unit_coupling)
         out.attrs["figure.coupling_tau_in"] = scale * float(models[0].tau_in)
     return out
+
+
+def _resume_info(raw: dict) -> dict:
+    """What `cavity-eliashberg resume` needs: the configuration after overrides."""
+    return {"study": {k: v for k, v in raw.items() if not k.startswith("_")},
+            "base_dir": raw.get("_base_dir", ""), "outputs": raw.get("_outputs", [])}
 
 
 def _internal_value(cfg: Config, model: kinetics.Model, key: str) -> float:
