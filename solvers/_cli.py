@@ -159,13 +159,20 @@ def _execute(cfg, raw, nc, png, args) -> int:
     clock = time.perf_counter()
     raw["_outputs"] = [nc, png]
     checkpoint = os.path.splitext(nc)[0] + ".checkpoint.nc"
+    store = os.path.join(os.path.dirname(nc), "." + os.path.splitext(os.path.basename(nc))[0] + ".sweep")
+    scheduler = getattr(args, "scheduler", None) or cfg.cluster.scheduler
+    workers = getattr(args, "workers", None) or cfg.cluster.workers
     try:
-        ds = run_study(cfg, raw, progress=not args.no_progress, checkpoint=checkpoint)
+        ds = run_study(cfg, raw, progress=not args.no_progress, checkpoint=checkpoint, store=store,
+                       scheduler=scheduler, workers=workers, overwrite=bool(args.overwrite))
     except Interrupted as err:
         print(f"cavity-eliashberg: {err}", file=sys.stderr)
         return 130 if err.signal_name == "SIGINT" else 143
     ds.attrs["wall_time_s"] = time.perf_counter() - clock
     save(ds, nc, overwrite=args.overwrite)
+    for kind in cfg.compute:  # the sweep's resumable stores are merged into nc now
+        if os.path.exists(f"{store}.{kind}.nc"):
+            os.remove(f"{store}.{kind}.nc")
     try:
         png = plot(ds, png, overwrite=True) if ds.attrs.get("figure.kind") != "none" else ""
     except Exception as err:  # the data are safe on disk; a figure must not lose them
@@ -286,6 +293,10 @@ def main(argv=None) -> int:
         help="override a configuration value, e.g. --set grid.n=800 (repeatable)",
     )
     p_run.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p_run.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run the sweep on a dask.distributed scheduler (tcp://host:8786)")
+    p_run.add_argument("--workers", type=int, default=None,
+                       help="run the sweep on a local cluster of this many worker processes")
     p_run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p_run.set_defaults(func=_run)
     p_resume = sub.add_parser(

@@ -206,7 +206,7 @@ class EvolveSection(_Strict):
 class SweepAxis(_Strict):
     """Values of one swept parameter: a list, or start/stop/num (linear or log)."""
 
-    values: list[Value] | None = None
+    values: list[Number] | None = None
     start: Number | None = None
     stop: Number | None = None
     num: Annotated[int, Field(ge=1, le=100000)] | None = None
@@ -222,6 +222,10 @@ class SweepAxis(_Strict):
             raise ValueError("give either 'values' or 'start'/'stop'/'num', not both")
         if self.values is not None and len(self.values) == 0:
             raise ValueError("'values' is empty")
+        if self.values is not None and len(set(self.values)) != len(self.values):
+            raise ValueError("'values' has a repeated value")
+        if self.values is not None and not all(math.isfinite(v) for v in self.values):
+            raise ValueError("'values' must be finite numbers (the unit goes in 'unit')")
         if self.spacing == "log" and self.values is None and not (self.start > 0 and self.stop > 0):
             raise ValueError("log spacing needs start > 0 and stop > 0")
         return self
@@ -231,6 +235,13 @@ class SweepAxis(_Strict):
             return list(self.values)
         f = np.geomspace if self.spacing == "log" else np.linspace
         return [float(v) for v in f(self.start, self.stop, self.num)]
+
+
+class ClusterSection(_Strict):
+    """Where a sweep runs: a dask.distributed scheduler, or k local worker processes."""
+
+    scheduler: str | None = None
+    workers: Annotated[int, Field(ge=1, le=4096)] | None = None
 
 
 class OutputSection(_Strict):
@@ -257,6 +268,7 @@ class Config(_Strict):
     steady: SteadySection = SteadySection()
     evolve: EvolveSection | None = None
     sweep: dict[str, SweepAxis] = {}
+    cluster: ClusterSection = ClusterSection()
     output: OutputSection = OutputSection()
     figure: FigureSection = FigureSection()
     quick: dict[str, Any] = {}
@@ -495,11 +507,8 @@ def _with_unit(v: Value, unit: str) -> Value:
 
 
 def axis_values(cfg: Config, key: str) -> np.ndarray:
-    """The numbers along a sweep axis, in the axis' own unit (strings are converted)."""
-    out = []
-    for v in cfg.sweep[key].points():
-        out.append(v if not isinstance(v, str) else parse_quantity(v, name=f"sweep.{key}")[0])
-    return np.asarray(out, dtype=np.float64)
+    """The numbers along a sweep axis, in the axis' own unit."""
+    return np.asarray(cfg.sweep[key].points(), dtype=np.float64)
 
 
 # ---------------------------------------------------------------- building models

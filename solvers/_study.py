@@ -18,6 +18,7 @@ Variable names of a study dataset (units in their attributes):
 
 from __future__ import annotations
 
+import functools
 import json
 import time as _time
 import warnings
@@ -26,12 +27,15 @@ import numpy as np
 import xarray as xr
 
 import kinetics
+from kinetics._gap import thermal_distribution
 from kinetics._profiles import AbstractProfile, value_at
 
 from ._config import (
     _DIMENSIONS,
     Config,
+    ConfigError,
     _sweep_target,
+    _with_unit,
     axis_values,
     bath_names,
     build_model,
@@ -73,7 +77,7 @@ def dim_name(key: str) -> str:
 
 
 def _solve(
-    kind: str, model: kinetics.Model, cfg: Config, t_save, checkpoint=None
+    kind: str, model: kinetics.Model, cfg: Config, t_save, checkpoint=None, progress=False
 ) -> tuple[xr.Dataset | None, str, str]:
     """One point through one solver: (dataset or partial or None, status, message)."""
     try:
@@ -99,7 +103,7 @@ def _solve(
                 rtol=e.rtol,
                 atol=e.atol,
                 max_steps=e.max_steps,
-                progress=False,
+                progress=progress,
                 checkpoint=checkpoint["path"] if checkpoint else None,
                 checkpoint_every=e.checkpoint_every,
                 config=checkpoint["config"] if checkpoint else None,
@@ -150,67 +154,154 @@ def _profiles(model: kinetics.Model, times, cfg: Config) -> dict:
 
 
 def run_study(
-    cfg: Config, raw: dict, *, progress: bool = True, checkpoint: str | None = None
+    cfg: Config,
+    raw: dict,
+    *,
+    progress: bool = True,
+    checkpoint: str | None = None,
+    store: str | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
 ) -> xr.Dataset:
     """Run every requested solver at every sweep point; one dataset back.
 
-    A point whose solver fails keeps what it computed (the partial result) and
-    is marked ``<kind>_status = "failed"`` with its message; the other points
-    are unaffected.
+    Without a ``[sweep]`` the single-point solvers run (`perturbative`,
+    `steady_state`, `evolve` with an optional `checkpoint`). With one, each kind
+    runs through `solvers.sweep` (compiled once per shape; `store` is the resumable
+    result store of the sweep, `scheduler`/`workers` send it to dask.distributed).
+    A point whose solver fails keeps what it computed and is marked
+    ``<kind>_status = "failed"`` with its message; the other points are unaffected.
     """
-    from tqdm import tqdm
-
     points = sweep_points(cfg)
     t_save = save_times(cfg, raw=raw) if "evolve" in cfg.compute else None
     keys = list(cfg.sweep)
     shape = [len(cfg.sweep[k].points()) for k in keys]
     clock = _time.perf_counter()
-    per_kind = {}
     wall = {}
-    total = len(points) * len(cfg.compute)
-    show = progress and (total > 1 or "evolve" not in cfg.compute)
-    with (
-        warnings.catch_warnings(),
-        tqdm(total=total, disable=not show, desc=cfg.title or "study") as bar,
-    ):
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", kinetics.PhysicsWarning)
         models = [build_model(cfg, p, raw=raw) for p in points]
-        for kind in cfg.compute:
-            start = _time.perf_counter()
-            rows = []
-            for model in models:
-                ck = None
-                if checkpoint is not None and kind == "evolve" and len(models) == 1:
-                    ck = {"path": checkpoint, "config": _resume_info(raw)}
-                ds, status, message = _solve(kind, model, cfg, t_save, ck)
-                row = _point_dataset(kind, ds, model, cfg)
-                row[f"{kind}_status"] = status
-                row[f"{kind}_message"] = message
-                rows.append(row)
-                bar.update()
-            per_kind[kind] = rows
-            wall[kind] = _time.perf_counter() - start
-    merged = []
-    for k, model in enumerate(models):
-        parts = [per_kind[kind][k] for kind in cfg.compute]
-        ds = xr.merge(parts, compat="override", join="outer")
-        ds["delta0"] = float(model.delta0)
-        merged.append(ds)
-    out = _stack(merged, keys, shape)
+    parts = []
+    for kind in cfg.compute:
+        start = _time.perf_counter()
+        if keys:
+            kind_store = None if store is None else f"{store}.{kind}.nc"
+            parts.append(_swept(kind, cfg, raw, models, t_save, kind_store, scheduler, workers,
+                                overwrite, progress))
+        else:
+            ck = None
+            if checkpoint is not None and kind == "evolve":
+                ck = {"path": checkpoint, "config": _resume_info(raw)}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", kinetics.PhysicsWarning)
+                ds, status, message = _solve(kind, models[0], cfg, t_save, ck, progress)
+            row = _point_dataset(kind, ds, models[0], cfg)
+            row[f"{kind}_status"] = status
+            row[f"{kind}_message"] = message
+            parts.append(row)
+        wall[kind] = _time.perf_counter() - start
+    out = xr.merge(parts, compat="override", join="outer", combine_attrs="drop")
+    dims = [dim_name(k) for k in keys]
+    out["delta0"] = (dims, np.asarray([float(m.delta0) for m in models]).reshape(shape))
     for key in keys:
         _label_axis(out, cfg, key)
         internal = np.asarray([_internal_value(cfg, m, key) for m in models]).reshape(shape)
-        out[f"{dim_name(key)}_internal"] = ([dim_name(k) for k in keys], internal)
+        out[f"{dim_name(key)}_internal"] = (dims, internal)
         out[f"{dim_name(key)}_internal"].attrs.update(
             long_name=f"{key} in internal units",
             units=out[dim_name(key)].attrs["units"]
             if out[dim_name(key)].attrs["units"] in _UNITS.values()
             else "internal (physics.md section 1)",
         )
+    if dims:
+        out = out.transpose(*dims, ...)
     out = _annotate(out, cfg, raw, models[0], wall, _time.perf_counter() - clock)
     if cfg.figure.per_unit_coupling:
         scale = _internal_value(cfg, models[0], cfg.figure.per_unit_coupling)
         out.attrs["figure.coupling_tau_in"] = scale * float(models[0].tau_in)
+    return out
+
+
+def config_model(study: str, base_dir: str, keys: dict, **values) -> kinetics.Model:
+    """The sweep factory of a configuration: one point's Model (picklable via partial).
+
+    - `study`: the configuration as JSON; `keys`: dimension name -> (sweep key, unit);
+      `values`: dimension name -> value in the axis unit.
+    """
+    cfg = _parsed(study)
+    point = {keys[d][0]: _with_unit(float(v), keys[d][1]) for d, v in values.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", kinetics.PhysicsWarning)
+        return build_model(cfg, point, raw={"_base_dir": base_dir})
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(study: str) -> Config:
+    return Config.model_validate(json.loads(study))
+
+
+def _swept(kind, cfg, raw, models, t_save, store, scheduler, workers, overwrite, progress):
+    """One kind over the sweep through `solvers.sweep`, renamed to the study's variables."""
+    from ._sweep import sweep
+
+    keys = {dim_name(k): (k, cfg.sweep[k].unit) for k in cfg.sweep}
+    public = {k: v for k, v in raw.items() if not k.startswith("_")}
+    factory = functools.partial(
+        config_model, json.dumps(public, sort_keys=True), raw.get("_base_dir", ""), keys
+    )
+    params = {d: axis_values(cfg, k) for d, (k, _) in keys.items()}
+    units = {d: (k, u or "internal") for d, (k, u) in keys.items()}
+    options = {}
+    if kind == "steady":
+        s = cfg.steady
+        if s.method != "newton":
+            raise ConfigError("steady.method = 'integrate' is not available in a sweep; use 'newton'.")
+        options = {"tol": s.tol, "max_iter": s.max_iter, "start": s.start,
+                   "continuation_steps": s.continuation_steps}
+    elif kind == "evolve":
+        e = cfg.evolve
+        options = {"t_save": t_save, "solver": e.solver, "rtol": e.rtol, "atol": e.atol,
+                   "max_steps": e.max_steps}
+    ds = sweep(factory, params, kind=kind, options=options, units=units, output=store,
+               overwrite=overwrite, scheduler=scheduler, workers=workers, progress=progress,
+               keep_n=True)
+    shape = [len(v) for v in params.values()]
+    dims = list(params)
+    n = ds["n"].transpose(*dims, ...).values
+    flat = n.reshape((-1,) + n.shape[len(dims):])
+    out = xr.Dataset(coords={d: ds[d].values for d in dims})
+    out.coords["xi"] = ("xi", models[0].grid.xi)
+    status = ds["status"].transpose(*dims).values
+    out[f"{kind}_status"] = (dims, np.where(status == "success", "success", "failed"))
+    out[f"{kind}_message"] = (dims, ds["message"].transpose(*dims).values.astype(str))
+    gap = ds["gap"].transpose(*dims, ...).values
+    if kind == "perturbative":
+        thermal = np.stack([np.asarray(m.thermal_state()) for m in models]).reshape(n.shape)
+        out["relative_gap_change_exact"] = (dims, ds["relative_gap_change"].transpose(*dims).values)
+        out["relative_gap_change_gl"] = (dims, ds["relative_gap_change_gl"].transpose(*dims).values)
+        out["gap_perturbative"] = (dims, gap)
+        out["delta_n_first_order"] = (dims + ["xi"], n - thermal)
+    elif kind == "steady":
+        own = np.stack([
+            np.asarray(thermal_distribution(m.grid, g, m.t_qp)) if np.isfinite(g) else
+            np.full(m.grid.n, np.nan) for m, g in zip(models, gap.reshape(-1))
+        ]).reshape(n.shape)
+        out["relative_gap_change_nonlinear"] = (dims, ds["relative_gap_change"].transpose(*dims).values)
+        out["gap_nonlinear"] = (dims, gap)
+        out["delta_n_nonlinear"] = (dims + ["xi"], n - own)
+        out["n_qp_nonlinear"] = (dims, ds["n_qp"].transpose(*dims).values)
+        out["steady_residual"] = (dims, ds["residual"].transpose(*dims).values)
+        out["steady_iterations"] = (dims, ds["iterations"].transpose(*dims).values)
+    else:
+        out.coords["time"] = ("time", t_save)
+        for name in ("gap", "relative_gap_change", "n_qp", "energy"):
+            out[name] = (dims + ["time"], ds[name].transpose(*dims, "time").values)
+        out["n"] = (dims + ["time", "xi"], flat.reshape(shape + [len(t_save), -1]))
+        out["evolve_steps"] = (dims, ds["iterations"].transpose(*dims).values)
+    for k, v in ds.attrs.items():
+        if k.startswith("sweep."):
+            out.attrs[f"{kind}.{k}"] = v
     return out
 
 
@@ -228,29 +319,6 @@ def _internal_value(cfg: Config, model: kinetics.Model, key: str) -> float:
     name, _, sub = field.partition(".")
     v = b.parameters()[name]
     return float(getattr(v, sub) if sub else v)
-
-
-def _stack(rows: list[xr.Dataset], keys: list[str], shape: list[int]) -> xr.Dataset:
-    if not keys:
-        return rows[0]
-
-    def nest(items, dims):
-        if len(dims) == 1:
-            return list(items)
-        step = len(items) // dims[0]
-        return [nest(items[k * step : (k + 1) * step], dims[1:]) for k in range(dims[0])]
-
-    nested = nest(rows, shape)
-    dims = [dim_name(k) for k in keys]
-    out = xr.combine_nested(
-        nested,
-        concat_dim=dims,
-        join="outer",
-        combine_attrs="drop",
-        coords="minimal",
-        compat="override",
-    )
-    return out.transpose(*dims, ...)
 
 
 def _label_axis(ds: xr.Dataset, cfg: Config, key: str) -> None:

@@ -279,27 +279,25 @@ def test_factory_names_identify_partials():
 
 @pytest.mark.slow
 def test_fig1a_map_study_quick(tmp_path):
-    import importlib.util
+    from solvers._cli import main
 
-    path = os.path.join(os.path.dirname(__file__), "..", "runs", "sweep_fig1a_map.py")
-    spec = importlib.util.spec_from_file_location("sweep_fig1a_map", path)
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
-    ds = study.main(quick=True, output=str(tmp_path), progress=False)
-    assert ds.relative_gap_change.dims == ("omega0_ratio", "t_cav_ratio")
-    assert (ds.status.values == "success").all()
-    assert (tmp_path / "sweep_fig1a_map_quick.nc").exists()
+    path = os.path.join(os.path.dirname(__file__), "..", "runs", "sweep_fig1a_map.toml")
+    assert main(["run", path, "--quick", "--no-progress", "--output", str(tmp_path)]) == 0
     assert (tmp_path / "sweep_fig1a_map_quick.png").stat().st_size > 10_000
-    z = ds.relative_gap_change
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # the store is merged
+    ds = solvers.load(tmp_path / "sweep_fig1a_map_quick.nc")
+    assert ds.relative_gap_change_nonlinear.dims == ("cavity_omega0", "cavity_t_cav")
+    assert (ds.steady_status.values == "success").all()
+    z = ds.relative_gap_change_nonlinear
     # Fig. 1(a): cold photons suppress the gap below omega_0 ~ 1.3 Delta_0 and enhance
     # it above; at T_cav = T_qp detailed balance holds and nothing changes (to the
     # Newton residual 1e-11 per tau_in, times the ~3 tau_in of the gap mode)
     assert (
-        float(z.sel(omega0_ratio=1.0, t_cav_ratio=0.0))
+        float(z.sel(cavity_omega0=1.0, cavity_t_cav=0.0))
         < 0
-        < float(z.sel(omega0_ratio=3.0, t_cav_ratio=0.0))
+        < float(z.sel(cavity_omega0=3.0, cavity_t_cav=0.0))
     )
-    assert np.max(np.abs(z.sel(t_cav_ratio=1.0).values)) < 1e-9
+    assert np.max(np.abs(z.sel(cavity_t_cav=1.0).values)) < 1e-9
 
 
 def dies_once(omega0_ratio, t_cav_ratio, *, marker):
