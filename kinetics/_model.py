@@ -201,6 +201,17 @@ class Model(eqx.Module):
             return n
         return jnp.concatenate([n, *bosons], axis=-1)
 
+    def static_version(self) -> "Model":
+        """The same model with every bath static (its bosons fixed at the reservoir: the
+        tau_b -> 0 limit, up to the discretization of steps; see ``_dynamic``)."""
+        baths = tuple(
+            eqx.tree_at(lambda b: b.dynamic, b, None, is_leaf=lambda x: x is None)
+            if k in self.dynamic
+            else b
+            for k, b in enumerate(self.baths)
+        )
+        return Model(t_qp=self.t_qp, tau_in=self.tau_in, baths=baths, grid=self.grid)
+
     def boson_state(self, t=0.0):
         """Each dynamic bath's reservoir occupation n_B(Omega_k / T_b(t)) on its nodes."""
         return tuple(reservoir_occupation(self.baths[k], self.omega_grids[k], t) for k in self.dynamic)

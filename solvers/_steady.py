@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time as _time
+import warnings
 
 import diffrax
 import equinox as eqx
@@ -75,6 +76,24 @@ def _newton(model: Model, n0, t, scale, tol, max_iter):
     return n, res, it
 
 
+@eqx.filter_jit
+def _relax_bosons(model: Model, y, t, iters: int = 8):
+    """Newton on the dynamic baths' block alone, at fixed n: a starting point for the full
+    Newton (bosons at their reservoir are far from the state the quasiparticles impose
+    when exchange beats escape, and the full Newton from there fails)."""
+    nn = model.grid.n
+
+    def body(i, y):
+        f = model.rhs(t, y)[nn:]
+        jac = model.jacobian(t, y)[nn:, nn:]
+        step = jnp.linalg.solve(jac, -f)
+        new = jnp.maximum(y[nn:] + step, 0.0)
+        ok = jnp.all(jnp.isfinite(new))
+        return y.at[nn:].set(jnp.where(ok, new, y[nn:]))
+
+    return jax.lax.fori_loop(0, iters, body, y)
+
+
 def _residual_scale(model: Model, n, t) -> float:
     if model.tau_in is not None:
         return float(model.tau_in)
@@ -114,7 +133,9 @@ def steady_state(
 
     **Other arguments:**
 
-    - `n0`: explicit initial guess (overrides `start`).
+    - `n0`: explicit initial guess (overrides `start`): n, or with dynamic baths the
+      full state y. Bosons not given start at their reservoir and are first relaxed
+      at fixed n (a Newton on their block alone).
     - `tol`: residual tolerance: max |dn/dt| times tau_in (or times the fastest
       relaxation time without tau_in); a dynamic bath's components count as
       rho_b(Omega) |dN_b/dt| (``Model.residual_weights``).
@@ -130,13 +151,26 @@ def steady_state(
         raise ParameterError(f"steady_state: method must be 'newton' or 'integrate'; got {method!r}.")
     if not (np.isfinite(tol) and tol > 0):
         raise ParameterError(f"steady_state: tol must be > 0; got {tol!r}.")
+    given_bosons = n0 is not None and np.shape(n0) == (model.state_size,) or (
+        isinstance(n0, xr.Dataset) and "boson_occupation" in n0
+    )
     if n0 is not None:
         y0, _ = _initial_state(model, n0)
+    elif model.dynamic and method == "newton":
+        # start from the static-bath steady state, bosons relaxed to it at fixed n
+        static = model.static_version()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = steady_state(static, start=start, t=t, tol=tol, max_iter=max_iter,
+                              continuation_steps=continuation_steps, throw=False)
+        y0 = model.join(jnp.asarray(ds.n.values), model.boson_state(t))
     elif start == "perturbative" and model.tau_in is not None:
         y0 = jnp.clip(model.thermal_state() + perturbative_delta_n(model, t), 0.0, 1.0)
         y0 = model.join(y0, model.boson_state(t))
     else:
         y0 = model.initial_state(t)
+    if model.dynamic and not given_bosons:
+        y0 = _relax_bosons(model, y0, t)
     clock = _time.perf_counter()
     if method == "integrate":
         if solver not in SOLVERS:
@@ -150,6 +184,8 @@ def steady_state(
         stages = 1
         if not float(res) <= tol and continuation_steps > 0:
             n = model.initial_state(t)
+            if model.dynamic:
+                n = _relax_bosons(model, n, t)
             iters_total = 0
             for s in np.geomspace(1e-3, 1.0, continuation_steps):
                 n, res, iters = _newton(_scaled_model(model, float(s)), n, t, scale, tol, max_iter)
