@@ -345,6 +345,19 @@ class Model(eqx.Module):
         ddelta_dn = jnp.where(delta > 0, -gap_function_dn(self.grid, delta) / jnp.where(delta > 0, dg_dd, -1.0), 0.0)
         return jac + df_ddelta[:, None] * ddelta_dn[None, :]
 
+    def boson_jacobian(self, t, y, guess=None):
+        """d(dN_b/dt)/dN_b of the dynamic baths alone (block diagonal), at fixed n:
+        the cheap part of ``jacobian`` (for relaxing the bosons at fixed n)."""
+        delta = self.gap(y, guess)
+        n, _, ops = self._operators(y, delta, t)
+        blocks = [op.jac_nb_nb(n) for op in ops]
+        sizes = [b.shape[0] for b in blocks]
+        rows = []
+        for a, blk in enumerate(blocks):
+            row = [blk if a == c else jnp.zeros((sizes[a], m)) for c, m in enumerate(sizes)]
+            rows.append(jnp.concatenate(row, axis=1))
+        return jnp.concatenate(rows, axis=0)
+
     def _dynamic_jacobian(self, t, y, guess=None):
         delta = self.gap(y, guess)
         n, bosons, ops = self._operators(y, delta, t)

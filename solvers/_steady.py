@@ -85,7 +85,7 @@ def _relax_bosons(model: Model, y, t, iters: int = 8):
 
     def body(i, y):
         f = model.rhs(t, y)[nn:]
-        jac = model.jacobian(t, y)[nn:, nn:]
+        jac = model.boson_jacobian(t, y)
         step = jnp.linalg.solve(jac, -f)
         new = jnp.maximum(y[nn:] + step, 0.0)
         ok = jnp.all(jnp.isfinite(new))
@@ -156,7 +156,7 @@ def steady_state(
     )
     if n0 is not None:
         y0, _ = _initial_state(model, n0)
-    elif model.dynamic and method == "newton":
+    elif model.dynamic and method == "newton" and start == "perturbative":
         # start from the static-bath steady state, bosons relaxed to it at fixed n
         static = model.static_version()
         with warnings.catch_warnings():

@@ -7,6 +7,7 @@ import math
 import warnings
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,6 +23,13 @@ GRID = kinetics.Grid(n=48, xi_max=20.0, core=1.0)  # as tests/test_model.py
 T_QP = 0.6
 TAU_IN = 50.0
 D = kinetics.DynamicBosons
+
+
+# jitted once per model structure (parameters are arrays: new values do not recompile)
+rhs_at_gap = eqx.filter_jit(lambda m, y, delta: m.rhs_at_gap(0.0, y, delta))
+deposits = eqx.filter_jit(lambda m, y, delta: m.boson_deposits(0.0, y, delta))
+jacobian = eqx.filter_jit(lambda m, t, y: m.jacobian(t, y))
+jacfwd = eqx.filter_jit(lambda m, t, y: jax.jacfwd(lambda x: m.rhs(t, x))(y))
 
 
 def model(baths, tau_in=TAU_IN, t_qp=T_QP, grid=GRID):
@@ -96,8 +104,8 @@ def test_energy_and_pair_balance_hold_to_rounding_over_an_evolution():
     assert np.max(np.abs(energy - energy[0])) < 1e-12 * moved
     # the pair balance d/dt sum w n = -2 sum_k D^pair_k, checked at every saved state
     for y in ys:
-        dn, _ = m.split(np.asarray(m.rhs_at_gap(0.0, jnp.asarray(y), delta)))
-        dep = m.boson_deposits(0.0, jnp.asarray(y), delta)
+        dn, _ = m.split(np.asarray(rhs_at_gap(m, jnp.asarray(y), delta)))
+        dep = deposits(m, jnp.asarray(y), delta)
         pair = sum(float(jnp.sum(dp)) for _, dp in dep)
         gross = sum(float(jnp.sum(jnp.abs(dp))) for _, dp in dep)
         # also the energy identity pointwise: sum w E dn/dt + sum Omega D = 0
@@ -120,7 +128,7 @@ def test_joint_thermal_state_is_a_fixed_point_of_evolve_and_steady_state():
     # beta = ln(1 + 1/N) interpolation is exact for n_B, so every event bracket vanishes:
     # rounding only (as tests/test_model.py::test_thermal_state_is_a_fixed_point)
     assert np.max(np.abs(np.asarray(m.rhs(0.0, y_eq)))) < 1e-12 * scale
-    ev = solvers.evolve(m, np.linspace(0.0, 500.0, 3), solver="tsit5", progress=False)
+    ev = solvers.evolve(m, np.linspace(0.0, 100.0, 3), solver="tsit5", progress=False)
     # the rhs is rounding (~1e-17) there; what the state may pick up is the integrator's
     # error-controlled response to it, within a few atol = 1e-12 (measured 8e-13)
     assert np.max(np.abs(ev.n.values - np.asarray(m.split(y_eq)[0]))) < 1e-11
@@ -180,7 +188,7 @@ def _kaplan_error(n_xi, n_omega):
     delta = float(m.gap(n))
     eps = 1e-3  # rate is linear in N at n = 0: dN/dt = -N / tau_B
     y = m.join(n, (jnp.full(m.omega_grids[0].size, eps),))
-    _, (fb,) = m.split(np.asarray(jax.jit(lambda y: m.rhs_at_gap(0.0, y, delta))(y)))
+    _, (fb,) = m.split(np.asarray(rhs_at_gap(m, y, delta)))
     om = m.omega_grids[0].state_omega
     kaplan = kinetics.kaplan_pair_breaking_rate(om, delta, al.tau0_ph)
     # from 2 Delta to 10 Delta, leaving out the few cells where the deposition smears the
@@ -205,7 +213,7 @@ def test_phonon_pair_breaking_rate_is_kaplans():
 def _recombination_time(m):
     """The slowest decay time of the linearized joint system at the thermal state."""
     y = m.initial_state()
-    jac = np.asarray(jax.jit(lambda y: m.jacobian(0.0, y))(y))
+    jac = np.asarray(jacobian(m, 0.0, y))
     return 1.0 / np.min(-np.linalg.eigvals(jac).real)
 
 
@@ -245,8 +253,8 @@ JAC_CASES = {
 def test_structured_jacobian_matches_jacfwd(name):
     m = JAC_CASES[name]()
     y = nonthermal(m)
-    structured = np.asarray(jax.jit(lambda y: m.jacobian(5.0, y))(y))
-    reference = np.asarray(jax.jit(jax.jacfwd(lambda y: m.rhs(5.0, y)))(y))
+    structured = np.asarray(jacobian(m, 5.0, y))
+    reference = np.asarray(jacfwd(m, 5.0, y))
     assert structured.shape == (m.state_size, m.state_size)
     # exact derivatives of the same discrete rhs in a different order: rounding only
     # (observed <= 2e-14 of max|J|); a wrong block or a missing chain-rule factor of the
