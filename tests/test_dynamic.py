@@ -148,7 +148,9 @@ STATIC = {
 }
 
 
-@pytest.mark.parametrize("name", list(STATIC))
+@pytest.mark.parametrize(
+    "name", [pytest.param(k, marks=[pytest.mark.slow] if k == "multimode" else []) for k in STATIC]
+)
 def test_tau_b_to_zero_reproduces_the_static_steady_state(name):
     make, make_static = STATIC[name]
     ref = solvers.steady_state(model(make_static()), tol=1e-13)
@@ -249,7 +251,12 @@ JAC_CASES = {
 }
 
 
-@pytest.mark.parametrize("name", list(JAC_CASES))
+@pytest.mark.parametrize(
+    "name",
+    # the multimode + static-bath case is slow (~30 s, compile) and its blocks are covered
+    # by the other two but for the static bath's n-n block alongside a dynamic one
+    [pytest.param(k, marks=[pytest.mark.slow] if k.startswith("multimode") else []) for k in JAC_CASES],
+)
 def test_structured_jacobian_matches_jacfwd(name):
     m = JAC_CASES[name]()
     y = nonthermal(m)
@@ -267,6 +274,7 @@ def test_structured_jacobian_matches_jacfwd(name):
 # --------------------------------------------------------------------------- datasets
 
 
+@pytest.mark.slow  # ~40 s: compiles steady_state, evolve and the dataset builder anew
 def test_datasets_and_restart(tmp_path):
     m = model((multimode(0.3, 30.0), kinetics.Phonons(tau0=200.0, t_ph=T_QP)))
     st = solvers.steady_state(m, tol=1e-12)
