@@ -18,7 +18,7 @@ from kinetics._perturbative import perturbative_delta_n
 
 from ._dataset import SolverError, build_dataset
 from ._evolve import SOLVERS, _initial_state, stiffness_estimate
-from ._rhs import vector_field
+from ._rhs import blas_single_thread, vector_field
 
 
 @eqx.filter_jit
@@ -31,7 +31,7 @@ def _newton(model: Model, n0, t, scale, tol, max_iter):
     halves the step (at most 12 times) until the rms residual falls.
     """
 
-    weights = model.residual_weights()  # None for a static model
+    weights = model.residual_weights(scale, t)  # None for a static model
 
     def residual(n):
         fn = model.rhs(t, n) * scale
@@ -138,7 +138,7 @@ def steady_state(
       at fixed n (a Newton on their block alone).
     - `tol`: residual tolerance: max |dn/dt| times tau_in (or times the fastest
       relaxation time without tau_in); a dynamic bath's components count as
-      rho_b(Omega) |dN_b/dt| (``Model.residual_weights``).
+      rho_b(Omega) |dN_b/dt| times min(tau_in, tau_b) (``Model.residual_weights``).
     - `max_iter`: Newton iterations per stage.
     - `solver`: the diffrax solver for ``method="integrate"`` (see `evolve`).
 
@@ -158,9 +158,9 @@ def steady_state(
         y0, _ = _initial_state(model, n0)
     elif model.dynamic and method == "newton" and start == "perturbative":
         # start from the static-bath steady state, bosons relaxed to it at fixed n
-        static = model.static_version()
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore")  # the model's own warnings were given already
+            static = model.static_version()
             ds = steady_state(static, start=start, t=t, tol=tol, max_iter=max_iter,
                               continuation_steps=continuation_steps, throw=False)
         y0 = model.join(jnp.asarray(ds.n.values), model.boson_state(t))
@@ -180,7 +180,8 @@ def steady_state(
         # an array, not a Python float: a float would be a static argument of the
         # jitted Newton and every new tau_in would recompile it (~10 s)
         scale = jnp.asarray(_residual_scale(model, y0, t), dtype=jnp.float64)
-        n, res, iters = _newton(model, y0, t, scale, tol, max_iter)
+        with blas_single_thread():  # XLA's LU calls OpenBLAS: keep it off XLA's cores
+            n, res, iters = _newton(model, y0, t, scale, tol, max_iter)
         stages = 1
         if not float(res) <= tol and continuation_steps > 0:
             n = model.initial_state(t)
@@ -188,7 +189,8 @@ def steady_state(
                 n = _relax_bosons(model, n, t)
             iters_total = 0
             for s in np.geomspace(1e-3, 1.0, continuation_steps):
-                n, res, iters = _newton(_scaled_model(model, float(s)), n, t, scale, tol, max_iter)
+                with blas_single_thread():
+                    n, res, iters = _newton(_scaled_model(model, float(s)), n, t, scale, tol, max_iter)
                 iters_total += int(iters)
             iters, stages = iters_total, continuation_steps
     wall = _time.perf_counter() - clock
@@ -224,7 +226,7 @@ def _integrate_to_steady(model: Model, y0, t, tol, solver):
     sol = _integrate(model, y0, t, tol / scale, solver)
     n = sol.ys[-1]
     f = model.rhs(t, n)
-    weights = model.residual_weights()
+    weights = model.residual_weights(scale, t)
     if weights is not None:
         f = f * weights
     res = float(jnp.max(jnp.abs(f))) * scale
