@@ -66,7 +66,8 @@ def case(n_xi, n_omega, dynamic):
     print(
         f"N_xi = {n_xi:5d} {label:24s} state {m.state_size:5d}  rhs {1e3 * t_rhs:8.2f} ms  "
         f"jacobian {1e3 * t_jac:8.1f} ms  steady_state {t_st:6.2f} s "
-        f"({st.attrs['solver.iterations']} Newton iterations; first call incl. compile {first:5.1f} s)  "
+        f"({st.attrs['solver.iterations']} Newton iterations; "
+        f"first call incl. compile {first:5.1f} s)  "
         f"compile rhs {c_rhs:4.1f} s, jacobian {c_jac:4.1f} s  "
         f"delta Delta/Delta_0 = {float(st.relative_gap_change):.6g}",
         flush=True,

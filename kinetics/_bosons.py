@@ -39,10 +39,14 @@ def _number_or_none(owner, name, x, *, allow_inf=False, allow_profile=False):
         return None
     if isinstance(x, AbstractProfile):
         if not allow_profile:
-            raise ParameterError(f"{owner}.{name} must be a number; got a profile {type(x).__name__}.")
+            raise ParameterError(
+                f"{owner}.{name} must be a number; got a profile {type(x).__name__}."
+            )
         lo, _ = x.bounds()
         if not lo > 0:
-            raise ParameterError(f"{owner}.{name} must stay > 0 at all times; its profile reaches {lo:g}.")
+            raise ParameterError(
+                f"{owner}.{name} must stay > 0 at all times; its profile reaches {lo:g}."
+            )
         return x
     try:
         v = float(x)
@@ -104,7 +108,9 @@ class DynamicBosons(eqx.Module):
         if self.tau_b is None:
             raise ParameterError(f"{o}.tau_b (escape time [hbar/(k_B T_c)]) is required.")
         if tb is not None and not isinstance(tb, AbstractProfile) and not tb > 0:
-            raise ParameterError(f"{o}.tau_b must be > 0 [hbar/(k_B T_c)] (math.inf: no escape); got {tb!r}.")
+            raise ParameterError(
+                f"{o}.tau_b must be > 0 [hbar/(k_B T_c)] (math.inf: no escape); got {tb!r}."
+            )
         for name in ("r_cav", "tau0_ph"):
             v = _number_or_none(o, name, getattr(self, name))
             if v is not None and not v > 0:
@@ -114,7 +120,11 @@ class DynamicBosons(eqx.Module):
             raise ParameterError(f"{o}.t_reservoir must be >= 0 [T_c]; got {tr!r}.")
         if isinstance(tr, AbstractProfile) and tr.bounds()[0] < 0:
             raise ParameterError(f"{o}.t_reservoir must stay >= 0 [T_c].")
-        if not isinstance(self.n_omega, (int, np.integer)) or isinstance(self.n_omega, bool) or self.n_omega < 8:
+        if (
+            not isinstance(self.n_omega, (int, np.integer))
+            or isinstance(self.n_omega, bool)
+            or self.n_omega < 8
+        ):
             raise ParameterError(f"{o}.n_omega must be an integer >= 8; got {self.n_omega!r}.")
         for name in ("omega_max", "omega_focus", "omega_core"):
             v = getattr(self, name)
@@ -145,7 +155,9 @@ class BosonGrid(eqx.Module):
         x = focus + core * np.sinh(np.linspace(s_lo, s_hi, n))
         x[0], x[-1] = lo, hi
         if np.any(np.diff(x) <= 0):
-            raise ParameterError("DynamicBosons: the Omega grid is not increasing; check omega_core.")
+            raise ParameterError(
+                "DynamicBosons: the Omega grid is not increasing; check omega_core."
+            )
         return BosonGrid(tuple(float(v) for v in x), float(focus), float(core))
 
     @property
@@ -165,7 +177,7 @@ class BosonGrid(eqx.Module):
     @property
     def state_omega(self) -> np.ndarray:
         """Nodes that are state variables [T_c], shape (size,)."""
-        return self.omega[int(self.zero_node):]
+        return self.omega[int(self.zero_node) :]
 
     @property
     def weights(self) -> np.ndarray:

@@ -39,7 +39,6 @@ the deposits per event), the Jacobian O(N^2 + N M) (the n-n block as in
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -167,7 +166,9 @@ class DynamicOperator:
         def active(s, om):
             # inside the bath's support and on the Omega grid; outside, J = 0 on both
             # sides (a hard step: O(h) at omega0, physics.md section 9)
-            return (s > 0) & (om > 0) & (om >= lo) & (om <= hi) & (om >= omega[0]) & (om <= omega[-1])
+            return (
+                (s > 0) & (om > 0) & (om >= lo) & (om <= hi) & (om >= omega[0]) & (om <= omega[-1])
+            )
 
         act_s, act_p = active(s_scat, om_s), active(s_pair, om_p)
 
@@ -226,7 +227,11 @@ class DynamicOperator:
     def event_rates(self, n):
         """Net rates R^s (i > j, else 0) and R^p (ordered pairs), shape (N, N) each."""
         ni, nj = n[:, None], n[None, :]
-        r_s = self.lower * self.k_s * (ni * (1.0 - nj) * (self.n_s + 1.0) - nj * (1.0 - ni) * self.n_s)
+        r_s = (
+            self.lower
+            * self.k_s
+            * (ni * (1.0 - nj) * (self.n_s + 1.0) - nj * (1.0 - ni) * self.n_s)
+        )
         r_p = self.k_p * (ni * nj * (self.n_p + 1.0) - (1.0 - ni) * (1.0 - nj) * self.n_p)
         return r_s, r_p
 
@@ -244,7 +249,7 @@ class DynamicOperator:
 
     def boson_rhs(self, n, nb):
         d_s, d_p = self.deposits(n)
-        d = (d_s + d_p)[self.z:]
+        d = (d_s + d_p)[self.z :]
         return d / self.c - (nb - self.n_res) / self.tau_b
 
     # ---- Jacobian blocks
@@ -265,14 +270,16 @@ class DynamicOperator:
             + self._scatter_rows(q_p * self.a0_p, self.k0_p)
             + self._scatter_rows(q_p * self.a1_p, self.k0_p + 1)
         )
-        return out[:, self.z:] / self.w[:, None]
+        return out[:, self.z :] / self.w[:, None]
 
     def jac_nb_n(self, n):
         """d(dN_b/dt)/dn, shape (size, N)."""
-        ni, nj = n[:, None], n[None, :]
+        nj = n[None, :]
         n_s = self.n_s
-        v_s = (self.lower - self.upper) * self.k_s * (
-            (1.0 - nj) * (n_s + self.lower) + nj * (n_s + self.upper)
+        v_s = (
+            (self.lower - self.upper)
+            * self.k_s
+            * ((1.0 - nj) * (n_s + self.lower) + nj * (n_s + self.upper))
         )
         v_p = self.k_p * (nj + self.n_p)
         out = (
@@ -281,7 +288,7 @@ class DynamicOperator:
             + self._scatter_rows(v_p * (1.0 - self.f_p), self.k0_p)
             + self._scatter_rows(v_p * self.f_p, self.k0_p + 1)
         )
-        return out.T[self.z:] / self.c[:, None]
+        return out.T[self.z :] / self.c[:, None]
 
     def jac_nb_nb(self, n):
         """d(dN_b/dt)/dN_b (tridiagonal, stored dense), shape (size, size)."""
@@ -299,6 +306,6 @@ class DynamicOperator:
                     flat_idx.append(((k0 + dk) * m + (k0 + dl)).ravel())
                     flat_val.append((g * hk * a).ravel())
         full = jnp.zeros((m * m,)).at[jnp.concatenate(flat_idx)].add(jnp.concatenate(flat_val))
-        full = full.reshape(m, m)[self.z:, self.z:]
+        full = full.reshape(m, m)[self.z :, self.z :]
         size = full.shape[0]
         return full / self.c[:, None] - jnp.eye(size) / self.tau_b

@@ -69,9 +69,7 @@ class Material(eqx.Module):
 ALUMINIUM = Material(name="Al", t_c=1.19, tau0_ns=438.0, tau0_ph_ns=0.26, nu_f=1.72e28)
 
 
-def phonons_of(
-    material: Material, t_ph: float, *, tau_esc_ns: float | None = None, **omega_grid
-):
+def phonons_of(material: Material, t_ph: float, *, tau_esc_ns: float | None = None, **omega_grid):
     """A ``Phonons`` bath with the material's tau_0, static (``tau_esc_ns=None``) or
     dynamic with escape time tau_esc [ns] into the substrate at t_ph [T_c].
 
@@ -81,13 +79,13 @@ def phonons_of(
 
     if tau_esc_ns is None:
         if omega_grid:
-            raise ParameterError("phonons_of: Omega-grid settings need tau_esc_ns (a dynamic bath).")
+            raise ParameterError(
+                "phonons_of: Omega-grid settings need tau_esc_ns (a dynamic bath)."
+            )
         return Phonons(tau0=material.tau0, t_ph=t_ph)
     if not (isinstance(tau_esc_ns, (int, float)) and tau_esc_ns > 0):
         raise ParameterError(f"phonons_of: tau_esc_ns must be > 0 [ns]; got {tau_esc_ns!r}.")
-    dyn = DynamicBosons(
-        tau_b=material.to_time(tau_esc_ns), tau0_ph=material.tau0_ph, **omega_grid
-    )
+    dyn = DynamicBosons(tau_b=material.to_time(tau_esc_ns), tau0_ph=material.tau0_ph, **omega_grid)
     return Phonons(tau0=material.tau0, t_ph=t_ph, dynamic=dyn)
 
 

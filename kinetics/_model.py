@@ -201,7 +201,7 @@ class Model(eqx.Module):
             return n
         return jnp.concatenate([n, *bosons], axis=-1)
 
-    def static_version(self) -> "Model":
+    def static_version(self) -> Model:
         """The same model with every bath static (its bosons fixed at the reservoir: the
         tau_b -> 0 limit, up to the discretization of steps; see ``_dynamic``)."""
         baths = tuple(
@@ -214,7 +214,9 @@ class Model(eqx.Module):
 
     def boson_state(self, t=0.0):
         """Each dynamic bath's reservoir occupation n_B(Omega_k / T_b(t)) on its nodes."""
-        return tuple(reservoir_occupation(self.baths[k], self.omega_grids[k], t) for k in self.dynamic)
+        return tuple(
+            reservoir_occupation(self.baths[k], self.omega_grids[k], t) for k in self.dynamic
+        )
 
     def initial_state(self, t=0.0):
         """The default initial state y: n_F at T_qp and Delta_0, bosons at their reservoirs.
@@ -244,7 +246,7 @@ class Model(eqx.Module):
         n, bosons = self.split(y)
         ops = tuple(
             DynamicOperator(self.baths[k], self.omega_grids[k], self.grid, delta, t, nb)
-            for k, nb in zip(self.dynamic, bosons)
+            for k, nb in zip(self.dynamic, bosons, strict=True)
         )
         return n, bosons, ops
 
@@ -289,7 +291,7 @@ class Model(eqx.Module):
         """
         delta = self.gap(y)
         n, _, ops = self._operators(y, delta, t) if self.dynamic else (y, (), ())
-        dyn = dict(zip(self.dynamic, ops))
+        dyn = dict(zip(self.dynamic, ops, strict=True))
         rows = []
         for k, b in enumerate(self.baths):
             bil = dyn[k].bilinear() if k in dyn else bath_bilinear(b, self.grid, delta, t)
@@ -317,7 +319,8 @@ class Model(eqx.Module):
             out = out + op.bilinear().apply(n)
         if self.tau_in is not None:
             out = out + relaxation(self.grid, n, delta, self.t_qp, self.tau_in)
-        return jnp.concatenate([out] + [op.boson_rhs(n, nb) for op, nb in zip(ops, bosons)])
+        bosons_dot = [op.boson_rhs(n, nb) for op, nb in zip(ops, bosons, strict=True)]
+        return jnp.concatenate([out, *bosons_dot])
 
     def boson_deposits(self, t, y, delta):
         """Per dynamic bath, (D^scattering, D^pair) on all its Omega nodes (Omega = 0
@@ -388,9 +391,11 @@ class Model(eqx.Module):
             rows.append(jnp.concatenate(row, axis=1))
         jac = jnp.concatenate(rows, axis=0)
         # rank-one term through the self-consistent gap (it depends on n only)
-        df_ddelta = jax.jvp(lambda d: self.rhs_at_gap(t, y, d), (delta,), (jnp.ones_like(delta),))[1]
+        one = jnp.ones_like(delta)
+        df_ddelta = jax.jvp(lambda d: self.rhs_at_gap(t, y, d), (delta,), (one,))[1]
         dg_dd = gap_function_ddelta(self.grid, n, delta)
-        ddelta_dn = jnp.where(delta > 0, -gap_function_dn(self.grid, delta) / jnp.where(delta > 0, dg_dd, -1.0), 0.0)
+        safe = jnp.where(delta > 0, dg_dd, -1.0)
+        ddelta_dn = jnp.where(delta > 0, -gap_function_dn(self.grid, delta) / safe, 0.0)
         ddelta_dy = jnp.concatenate([ddelta_dn, jnp.zeros((self.state_size - nn,))])
         return jac + df_ddelta[:, None] * ddelta_dy[None, :]
 

@@ -130,8 +130,11 @@ def main(quick: bool = False, output: str | None = OUTPUT, progress: bool = True
             "reservoir_occupation": (("omega",), reservoir),
             "occupation_at_t_qp": (("omega",), np.asarray(bose(omega / t_qp))),
         },
-        coords={"r_cav": ("r_cav", np.asarray(r_list)), "tau_cav": ("tau_cav", np.asarray(taus)),
-                "omega": ("omega", omega)},
+        coords={
+            "r_cav": ("r_cav", np.asarray(r_list)),
+            "tau_cav": ("tau_cav", np.asarray(taus)),
+            "omega": ("omega", omega),
+        },
     )
     units = {
         "relative_gap_change": ("delta Delta / Delta_0, dynamic photons", "1"),
@@ -139,10 +142,16 @@ def main(quick: bool = False, output: str | None = OUTPUT, progress: bool = True
         "tau_cav_half": ("photon lifetime at which the enhancement has halved", "hbar/(k_B T_c)"),
         "newton_residual": ("Newton residual (max |rate| tau_in, bosons weighted by rho)", "1"),
         "static_relative_gap_change": ("delta Delta / Delta_0 with photons fixed at T_cav", "1"),
-        "photon_occupation": (f"photon occupation N(Omega) at r_cav = {cfg['spectrum_r_cav']:g}", "1"),
+        "photon_occupation": (
+            f"photon occupation N(Omega) at r_cav = {cfg['spectrum_r_cav']:g}",
+            "1",
+        ),
         "reservoir_occupation": ("n_B(Omega / T_cav)", "1"),
         "occupation_at_t_qp": ("n_B(Omega / T_qp)", "1"),
-        "r_cav": ("photon mode density rho = r_cav Omega theta(Omega - omega_0)", "4 nu_F / (k_B T_c)^2"),
+        "r_cav": (
+            "photon mode density rho = r_cav Omega theta(Omega - omega_0)",
+            "4 nu_F / (k_B T_c)^2",
+        ),
         "tau_cav": ("photon lifetime", "hbar/(k_B T_c)"),
         "omega": ("photon energy", "k_B T_c"),
     }
@@ -185,8 +194,13 @@ def plot(ds: xr.Dataset, path: str) -> None:
     static = float(ds.static_relative_gap_change)
     for r in ds.r_cav.values:
         th = float(ds.tau_cav_half.sel(r_cav=r))
-        a.semilogx(ds.tau_cav.values, ds.relative_gap_change.sel(r_cav=r).values, "o-", ms=3,
-                   label=f"r_cav = {r:.2g}: halved at tau_cav = {th:.2g}")
+        a.semilogx(
+            ds.tau_cav.values,
+            ds.relative_gap_change.sel(r_cav=r).values,
+            "o-",
+            ms=3,
+            label=f"r_cav = {r:.2g}: halved at tau_cav = {th:.2g}",
+        )
     a.axhline(static, color="k", ls="--", lw=1, label="static photons (paper)")
     a.axhline(0.0, color="grey", lw=0.5)
     a.set_xlabel("photon lifetime tau_cav [hbar/(k_B T_c)]")
@@ -205,16 +219,22 @@ def plot(ds: xr.Dataset, path: str) -> None:
     near = np.flatnonzero(np.abs(np.log10(taus / t_half)) <= 3.01)
     pick = near[np.unique(np.linspace(0, len(near) - 1, min(7, len(near))).round().astype(int))]
     for j, k in enumerate(pick):
-        b.semilogy(om, ds.photon_occupation.values[k], color=cmap(j / max(1, len(pick) - 1)),
-                   label=f"tau_cav = {taus[k]:.1e}")
+        b.semilogy(
+            om,
+            ds.photon_occupation.values[k],
+            color=cmap(j / max(1, len(pick) - 1)),
+            label=f"tau_cav = {taus[k]:.1e}",
+        )
     b.semilogy(om, ds.reservoir_occupation.values, "k--", lw=1, label="n_B(Omega / T_cav)")
     b.semilogy(om, ds.occupation_at_t_qp.values, "k:", lw=1, label="n_B(Omega / T_qp)")
     b.set_xlim(om[0] - 0.2, om[0] + 12 * ds.attrs["t_qp"])
     b.set_ylim(1e-8, 1)
     b.set_xlabel("Omega [k_B T_c]")
     b.set_ylabel("photon occupation N(Omega)")
-    b.set_title(f"photon occupation at r_cav = {r_spec:.2g} (enhancement halved at tau_cav = {t_half:.2g})",
-                fontsize=9)
+    b.set_title(
+        f"photon occupation at r_cav = {r_spec:.2g} (enhancement halved at tau_cav = {t_half:.2g})",
+        fontsize=9,
+    )
     b.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -230,5 +250,10 @@ if __name__ == "__main__":
     result = main(quick=args.quick, output=args.output, progress=not args.no_progress)
     print("static:", float(result.static_relative_gap_change))
     print(result.relative_gap_change.to_pandas().T.to_string())
-    print("tau_cav_half:", result.tau_cav_half.values, "ratio to r_cav:", result.tau_cav_half.values / result.r_cav.values)
+    print(
+        "tau_cav_half:",
+        result.tau_cav_half.values,
+        "ratio to r_cav:",
+        result.tau_cav_half.values / result.r_cav.values,
+    )
     print(f"wall {result.attrs['wall_time_s']:.0f} s")

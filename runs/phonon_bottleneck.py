@@ -73,7 +73,10 @@ def main(quick: bool = False, output: str | None = OUTPUT, progress: bool = True
             bath = kinetics.phonons_of(al, t)
         else:
             bath = kinetics.phonons_of(
-                al, t, tau_esc_ns=tau_esc_ratio * al.tau0_ph_ns, n_omega=cfg["n_omega"],
+                al,
+                t,
+                tau_esc_ns=tau_esc_ratio * al.tau0_ph_ns,
+                n_omega=cfg["n_omega"],
                 omega_core=cfg["omega_core"],
             )
         with warnings.catch_warnings():
@@ -95,9 +98,13 @@ def main(quick: bool = False, output: str | None = OUTPUT, progress: bool = True
         m = model(case)
         tau_eig = _slowest_time(m)
         eig.append(tau_eig)
-        ts = np.concatenate([[0.0], np.geomspace(1e-4 * tau_eig, 4.0 * tau_eig, cfg["samples"] - 1)])
+        ts = np.concatenate(
+            [[0.0], np.geomspace(1e-4 * tau_eig, 4.0 * tau_eig, cfg["samples"] - 1)]
+        )
         y0 = n_eq * (1.0 + cfg["excess"])
-        ev = solvers.evolve(m, ts, n0=y0, solver="kvaerno5", rtol=1e-8, atol=1e-14, progress=progress)
+        ev = solvers.evolve(
+            m, ts, n0=y0, solver="kvaerno5", rtol=1e-8, atol=1e-14, progress=progress
+        )
         d = ev.n_qp.values - nqp_eq
         late = ts >= 0.7 * tau_eig
         fit.append(-1.0 / np.polyfit(ts[late], np.log(d[late]), 1)[0])
@@ -123,9 +130,18 @@ def main(quick: bool = False, output: str | None = OUTPUT, progress: bool = True
         },
     )
     units = {
-        "tau_eff_eigen": ("decay time of excess n_qp: slowest eigenvalue of the Jacobian", "hbar/(k_B T_c)"),
-        "tau_eff_fit": ("decay time of excess n_qp: fit of the evolution, t >= 0.7 tau_eff", "hbar/(k_B T_c)"),
-        "tau_eff_rothwarf_taylor": ("(tau_r/2)(1 + tau_esc/tau_B), tau_r/2 = static value", "hbar/(k_B T_c)"),
+        "tau_eff_eigen": (
+            "decay time of excess n_qp: slowest eigenvalue of the Jacobian",
+            "hbar/(k_B T_c)",
+        ),
+        "tau_eff_fit": (
+            "decay time of excess n_qp: fit of the evolution, t >= 0.7 tau_eff",
+            "hbar/(k_B T_c)",
+        ),
+        "tau_eff_rothwarf_taylor": (
+            "(tau_r/2)(1 + tau_esc/tau_B), tau_r/2 = static value",
+            "hbar/(k_B T_c)",
+        ),
         "ratio_to_static": ("tau_eff / tau_eff(static phonons)", "1"),
         "time": ("time", "hbar/(k_B T_c)"),
         "excess_fraction": ("(n_qp(t) - n_qp,eq) / (n_qp(0) - n_qp,eq)", "1"),
@@ -189,13 +205,14 @@ def plot(ds: xr.Dataset, path: str) -> None:
     b.loglog(rr, 1.0 + rr / tau_b_ratio, "k-", lw=1, label="Rothwarf-Taylor 1 + tau_esc / tau_B")
     b.loglog(r, ds.tau_eff_eigen.values[1:] / tau_s, "o", label="slowest eigenvalue")
     b.loglog(r, ds.tau_eff_fit.values[1:] / tau_s, "x", ms=9, label="fit of the evolution")
-    for x, y in zip(r, ds.tau_eff_eigen.values[1:] / tau_s):
+    for x, y in zip(r, ds.tau_eff_eigen.values[1:] / tau_s, strict=True):
         b.annotate(f"{y:.3g}", (x, y), textcoords="offset points", xytext=(6, -10), fontsize=8)
     b.axhline(1.0, color="grey", ls=":", lw=1)
     b.set_xlabel("tau_esc / tau_0^ph")
     b.set_ylabel("tau_eff / tau_eff(static phonons)")
     b.set_title(
-        f"static tau_eff = {tau_s * unit_us:.3g} us; slope / RT = {ds.attrs['slope_over_rothwarf_taylor']:.4f}"
+        f"static tau_eff = {tau_s * unit_us:.3g} us; "
+        f"slope / RT = {ds.attrs['slope_over_rothwarf_taylor']:.4f}"
     )
     b.legend(fontsize=8)
     fig.tight_layout()
@@ -210,5 +227,12 @@ if __name__ == "__main__":
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
     result = main(quick=args.quick, output=args.output, progress=not args.no_progress)
-    print(result[["tau_eff_eigen", "tau_eff_fit", "tau_eff_rothwarf_taylor", "ratio_to_static"]].to_dataframe())
-    print(f"slope / Rothwarf-Taylor = {result.attrs['slope_over_rothwarf_taylor']:.5f}; wall {result.attrs['wall_time_s']:.0f} s")
+    print(
+        result[
+            ["tau_eff_eigen", "tau_eff_fit", "tau_eff_rothwarf_taylor", "ratio_to_static"]
+        ].to_dataframe()
+    )
+    print(
+        f"slope / Rothwarf-Taylor = {result.attrs['slope_over_rothwarf_taylor']:.5f}; "
+        f"wall {result.attrs['wall_time_s']:.0f} s"
+    )

@@ -155,7 +155,7 @@ def _boson_variables(model: Model, bosons, time) -> tuple[dict, dict]:
     odims = ("time", "omega") if time is not None else ("omega",)
     bdims = ("time", "dynamic_bath") if time is not None else ("dynamic_bath",)
     omegas, owner, rho, res, temps, energies = [], [], [], [], [], []
-    for k, nb in zip(model.dynamic, bosons):
+    for k, nb in zip(model.dynamic, bosons, strict=True):
         bath, bg = model.baths[k], model.omega_grids[k]
         om = bg.state_omega
         c = np.asarray(heat_capacity(bath, bg))
@@ -169,7 +169,8 @@ def _boson_variables(model: Model, bosons, time) -> tuple[dict, dict]:
         temps.append(_energy_matched_temperature(om, c, en).reshape(np.shape(en)))
     nb_all = np.concatenate([np.asarray(b) for b in bosons], axis=-1)
     with np.errstate(divide="ignore"):
-        mode_t = np.concatenate(omegas)[(None,) * (nb_all.ndim - 1)] / np.log1p(1.0 / np.maximum(nb_all, 1e-300))
+        om_all = np.concatenate(omegas)[(None,) * (nb_all.ndim - 1)]
+        mode_t = om_all / np.log1p(1.0 / np.maximum(nb_all, 1e-300))
     data = {
         "boson_occupation": (odims, nb_all),
         "boson_mode_temperature": (odims, mode_t),

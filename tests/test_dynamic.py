@@ -45,7 +45,9 @@ def multimode(t, tau_b, r_cav=1e-2, n_omega=24):
 
 
 def phonons(t, tau_b, tau0_ph=5.0, n_omega=24):
-    return kinetics.Phonons(tau0=200.0, t_ph=t, dynamic=D(tau_b=tau_b, tau0_ph=tau0_ph, n_omega=n_omega))
+    return kinetics.Phonons(
+        tau0=200.0, t_ph=t, dynamic=D(tau_b=tau_b, tau0_ph=tau0_ph, n_omega=n_omega)
+    )
 
 
 def single_mode(t, tau_b):
@@ -69,7 +71,7 @@ def totals(m, y, delta):
     w = m.grid.weights
     e = np.asarray(m.grid.energies(delta))
     energy = np.sum(w * e * np.asarray(n), axis=-1)
-    for k, nb in zip(m.dynamic, bosons):
+    for k, nb in zip(m.dynamic, bosons, strict=True):
         bg = m.omega_grids[k]
         c = np.asarray(heat_capacity(m.baths[k], bg))
         energy = energy + np.sum(c * bg.state_omega * np.asarray(nb), axis=-1)
@@ -87,9 +89,15 @@ def test_energy_and_pair_balance_hold_to_rounding_over_an_evolution():
     field = jax.jit(lambda t, y, args: m.rhs_at_gap(t, y, delta))
     ts = np.linspace(0.0, 50.0, 6)
     sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(field), diffrax.Tsit5(), 0.0, ts[-1], None, y0,
+        diffrax.ODETerm(field),
+        diffrax.Tsit5(),
+        0.0,
+        ts[-1],
+        None,
+        y0,
         saveat=diffrax.SaveAt(ts=jnp.asarray(ts)),
-        stepsize_controller=diffrax.PIDController(rtol=1e-9, atol=1e-13), max_steps=100_000,
+        stepsize_controller=diffrax.PIDController(rtol=1e-9, atol=1e-13),
+        max_steps=100_000,
     )
     ys = np.asarray(sol.ys)
     number, energy = totals(m, ys, delta)
@@ -112,7 +120,7 @@ def test_energy_and_pair_balance_hold_to_rounding_over_an_evolution():
         e = np.asarray(m.grid.energies(delta))
         flow = sum(
             float(jnp.sum(jnp.asarray(m.omega_grids[k].omega) * (ds + dp)))
-            for k, (ds, dp) in zip(m.dynamic, dep)
+            for k, (ds, dp) in zip(m.dynamic, dep, strict=True)
         )
         scale = float(np.sum(np.abs(m.grid.weights * e * np.asarray(dn))))
         # rounding in sums of ~N^2 = 2300 event rates: 1e-12 relative leaves a wide margin
@@ -183,9 +191,17 @@ def test_tau_b_to_zero_reproduces_the_static_steady_state(name):
 def _kaplan_error(n_xi, n_omega):
     al = kinetics.ALUMINIUM
     grid = kinetics.Grid(n=n_xi, xi_max=20.0, core=1.0)  # reaches E = 10 Delta - Delta
-    dyn = D(tau_b=math.inf, tau0_ph=al.tau0_ph, n_omega=n_omega, omega_max=12 * 1.764,
-            omega_focus=3.528, omega_core=1.0)
-    m = model(kinetics.Phonons(tau0=al.tau0, t_ph=0.05, dynamic=dyn), tau_in=None, t_qp=0.05, grid=grid)
+    dyn = D(
+        tau_b=math.inf,
+        tau0_ph=al.tau0_ph,
+        n_omega=n_omega,
+        omega_max=12 * 1.764,
+        omega_focus=3.528,
+        omega_core=1.0,
+    )
+    m = model(
+        kinetics.Phonons(tau0=al.tau0, t_ph=0.05, dynamic=dyn), tau_in=None, t_qp=0.05, grid=grid
+    )
     n = jnp.zeros(grid.n)  # T = 0 quasiparticles
     delta = float(m.gap(n))
     eps = 1e-3  # rate is linear in N at n = 0: dN/dt = -N / tau_B
@@ -242,9 +258,14 @@ def test_phonon_bottleneck_follows_rothwarf_taylor():
 # --------------------------------------------------------------------------- Jacobian
 
 JAC_CASES = {
-    "multimode+static-phonons": lambda: model((multimode(0.3, 30.0), kinetics.Phonons(tau0=200.0, t_ph=0.3))),
+    "multimode+static-phonons": lambda: model(
+        (multimode(0.3, 30.0), kinetics.Phonons(tau0=200.0, t_ph=0.3))
+    ),
     "single-mode-no-tau_in": lambda: model(
-        (single_mode(0.9, kinetics.Ramp(10.0, 40.0, 0.0, 10.0)), kinetics.Phonons(tau0=200.0, t_ph=0.3)),
+        (
+            single_mode(0.9, kinetics.Ramp(10.0, 40.0, 0.0, 10.0)),
+            kinetics.Phonons(tau0=200.0, t_ph=0.3),
+        ),
         tau_in=None,
     ),
     "two-dynamic": lambda: model((phonons(0.3, 30.0), multimode(0.9, math.inf)), tau_in=None),
@@ -255,7 +276,10 @@ JAC_CASES = {
     "name",
     # the multimode + static-bath case is slow (~30 s, compile) and its blocks are covered
     # by the other two but for the static bath's n-n block alongside a dynamic one
-    [pytest.param(k, marks=[pytest.mark.slow] if k.startswith("multimode") else []) for k in JAC_CASES],
+    [
+        pytest.param(k, marks=[pytest.mark.slow] if k.startswith("multimode") else [])
+        for k in JAC_CASES
+    ],
 )
 def test_structured_jacobian_matches_jacfwd(name):
     m = JAC_CASES[name]()
@@ -293,7 +317,9 @@ def test_datasets_and_restart(tmp_path):
     # evolve: starts from the dataset's state (bosons included) and stays there
     ev = solvers.evolve(m, [0.0, 10.0], n0=st, solver="tsit5", progress=False)
     assert ev.boson_occupation.dims == ("time", "omega")
-    np.testing.assert_allclose(ev.boson_occupation.values[0], st.boson_occupation.values, rtol=1e-14, atol=1e-30)
+    np.testing.assert_allclose(
+        ev.boson_occupation.values[0], st.boson_occupation.values, rtol=1e-14, atol=1e-30
+    )
     np.testing.assert_allclose(ev.n.values[-1], st.n.values, rtol=0, atol=1e-10)
     # the process rates of the dynamic bath use its own N: number is stationary
     rates = st.process_rate.sel(bath="0:MultimodeCavity")
@@ -316,7 +342,10 @@ def test_bad_parameters_are_refused():
         kinetics.Phonons(tau0=100.0, t_ph=0.3, dynamic="yes")
     with pytest.raises(kinetics.ParameterError, match="omega0"):
         kinetics.MultimodeCavity(
-            omega0=kinetics.Ramp(2.0, 3.0, 0.0, 1.0), t_cav=0.3, eta=1e-3, dynamic=D(tau_b=1.0, r_cav=1.0)
+            omega0=kinetics.Ramp(2.0, 3.0, 0.0, 1.0),
+            t_cav=0.3,
+            eta=1e-3,
+            dynamic=D(tau_b=1.0, r_cav=1.0),
         )
     with pytest.raises(kinetics.ParameterError, match="thickness"):
         kinetics.planar_cavity_r(-1e-9)
