@@ -19,7 +19,7 @@ import xarray as xr
 from kinetics import Model, ParameterError
 
 from ._dataset import SolverError, build_dataset, load, save
-from ._rhs import vector_field
+from ._rhs import blas_single_thread, vector_field
 
 SOLVERS = {
     "tsit5": diffrax.Tsit5,
@@ -194,7 +194,7 @@ def evolve(
 
     bar = tqdm(total=size - 1, initial=done_to, unit="save", desc="evolve",
                disable=not progress or checkpoint is None)
-    with _StopOnSignal(enabled=checkpoint is not None) as stop, bar:
+    with _StopOnSignal(enabled=checkpoint is not None) as stop, bar, blas_single_thread():
         for a, b in zip(edges[:-1], edges[1:]):
             if b <= done_to:
                 continue

@@ -9,6 +9,8 @@ steady state both differentiate through it.
 
 from __future__ import annotations
 
+import contextlib
+
 import jax
 import jax.numpy as jnp
 
@@ -31,3 +33,15 @@ def vector_field(model: Model):
         return f(jnp.asarray(t, dtype=jnp.float64), n)
 
     return field
+
+
+def blas_single_thread():
+    """Limit OpenBLAS (which XLA's CPU LU and triangular solves call, through scipy's
+    LAPACK) to one thread for the duration of a solve. Its threads otherwise fight
+    XLA's own pool: on 2 cores, once JAX runs, an LU of a 250 x 250 matrix took
+    20-80 ms instead of 1.4 ms (benchmarks/README.md). No-op without threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
