@@ -50,8 +50,15 @@ def _concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-def _check_param(owner: str, name: str, x, *, minimum: float, strict: bool, unit: str):
-    """Validate a number or a profile against a lower bound, before any work."""
+# bath temperatures beyond this are outside the model (energies of order k_B T_c; the
+# grid would need xi_max >= 20 T) and overflow the Bose factors' dynamic range
+MAX_TEMPERATURE = 1.0e3
+
+
+def _check_param(
+    owner: str, name: str, x, *, minimum: float, strict: bool, unit: str, maximum: float = np.inf
+):
+    """Validate a number or a profile against its bounds, before any work."""
     full = f"{owner}.{name}"
     if isinstance(x, AbstractProfile):
         lo, hi = x.bounds()
@@ -63,6 +70,8 @@ def _check_param(owner: str, name: str, x, *, minimum: float, strict: bool, unit
                 f"{full} must stay {'>' if strict else '>='} {minimum:g} {unit} at all times; "
                 f"its profile {type(x).__name__} reaches {lo:g}."
             )
+        if hi > maximum:
+            raise ParameterError(f"{full} must stay <= {maximum:g} {unit}; its profile reaches {hi:g}.")
         return
     if not _concrete(x):
         return
@@ -76,6 +85,11 @@ def _check_param(owner: str, name: str, x, *, minimum: float, strict: bool, unit
     check_finite(full, v)
     if (v <= minimum) if strict else (v < minimum):
         raise ParameterError(f"{full} must be {'>' if strict else '>='} {minimum:g} {unit}; got {v:g}.")
+    if v > maximum:
+        raise ParameterError(
+            f"{full} must be <= {maximum:g} {unit} (beyond that the model, built for energies "
+            f"of order k_B T_c, does not apply); got {v:g}."
+        )
 
 
 
@@ -180,7 +194,10 @@ class MultimodeCavity(AbstractBath):
 
     def __check_init__(self):
         _check_param("MultimodeCavity", "omega0", self.omega0, minimum=0.0, strict=True, unit="[T_c]")
-        _check_param("MultimodeCavity", "t_cav", self.t_cav, minimum=0.0, strict=False, unit="[T_c]")
+        _check_param(
+            "MultimodeCavity", "t_cav", self.t_cav, minimum=0.0, strict=False, unit="[T_c]",
+            maximum=MAX_TEMPERATURE,
+        )
         _check_param("MultimodeCavity", "eta", self.eta, minimum=0.0, strict=False, unit="")
         _check_dynamic("MultimodeCavity", self.dynamic, "r_cav")
         if self.dynamic is not None and isinstance(self.omega0, AbstractProfile):
@@ -231,7 +248,10 @@ class SingleModeCavity(AbstractBath):
 
     def __check_init__(self):
         _check_param("SingleModeCavity", "omega0", self.omega0, minimum=0.0, strict=True, unit="[T_c]")
-        _check_param("SingleModeCavity", "t_cav", self.t_cav, minimum=0.0, strict=False, unit="[T_c]")
+        _check_param(
+            "SingleModeCavity", "t_cav", self.t_cav, minimum=0.0, strict=False, unit="[T_c]",
+            maximum=MAX_TEMPERATURE,
+        )
         _check_param("SingleModeCavity", "eta", self.eta, minimum=0.0, strict=False, unit="")
         _check_param("SingleModeCavity", "kappa", self.kappa, minimum=0.0, strict=True, unit="[T_c]")
         _check_dynamic("SingleModeCavity", self.dynamic, "r_cav")
@@ -292,7 +312,10 @@ class TabulatedBath(AbstractBath):
                 )
             if np.any(jj < 0):
                 raise ParameterError("TabulatedBath.j must be >= 0 everywhere.")
-        _check_param("TabulatedBath", "t_bath", self.t_bath, minimum=0.0, strict=False, unit="[T_c]")
+        _check_param(
+            "TabulatedBath", "t_bath", self.t_bath, minimum=0.0, strict=False, unit="[T_c]",
+            maximum=MAX_TEMPERATURE,
+        )
         _check_param("TabulatedBath", "scale", self.scale, minimum=0.0, strict=False, unit="")
 
     def spectral_density(self, omega, t):
@@ -337,7 +360,10 @@ class Phonons(AbstractBath):
 
     def __check_init__(self):
         _check_param("Phonons", "tau0", self.tau0, minimum=0.0, strict=True, unit="[hbar/(k_B T_c)]")
-        _check_param("Phonons", "t_ph", self.t_ph, minimum=0.0, strict=False, unit="[T_c]")
+        _check_param(
+            "Phonons", "t_ph", self.t_ph, minimum=0.0, strict=False, unit="[T_c]",
+            maximum=MAX_TEMPERATURE,
+        )
         if self.omega_debye is not None:
             _check_param("Phonons", "omega_debye", self.omega_debye, minimum=0.0, strict=True, unit="[T_c]")
         _check_dynamic("Phonons", self.dynamic, "tau0_ph")

@@ -116,7 +116,15 @@ class Model(eqx.Module):
     def __check_init__(self):
         if not isinstance(self.grid, Grid):
             raise ParameterError(f"Model.grid must be a kinetics.Grid; got {type(self.grid).__name__}.")
-        _check_param("Model", "t_qp", self.t_qp, minimum=0.0, strict=True, unit="[T_c]")
+        _check_param("Model", "t_qp", self.t_qp, minimum=0.0, strict=True, unit="[T_c]", maximum=1.0e3)
+        if not isinstance(self.t_qp, jax.core.Tracer) and float(self.t_qp) >= 1.0:
+            warnings.warn(
+                f"Model.t_qp = {float(self.t_qp):g} >= T_c: the equilibrium gap Delta_0 is zero (the "
+                "film is normal), so delta Delta / Delta_0 is undefined; lower t_qp below 1 for a "
+                "superconductor.",
+                PhysicsWarning,
+                stacklevel=2,
+            )
         if self.tau_in is not None:
             _check_param("Model", "tau_in", self.tau_in, minimum=0.0, strict=True, unit="[hbar/(k_B T_c)]")
         if self.tau_in is None and not self.baths:

@@ -39,6 +39,11 @@ def perturbative(model: Model, *, t: float = 0.0, config: dict | None = None) ->
             "perturbative: the model has no relaxation time (tau_in=None); the "
             "perturbative formula delta n = tau_in I[n_F] needs one."
         )
+    if not float(model.delta0) > 0:
+        raise ParameterError(
+            f"perturbative: T_qp = {float(model.t_qp):g} >= T_c gives no equilibrium gap to "
+            "perturb (Delta_0 = 0); delta Delta / Delta_0 is undefined. Use t_qp < 1."
+        )
     clock = _time.perf_counter()
     dn, rel, rel_gl = _first_order(model, t)
     rel, rel_gl = float(rel), float(rel_gl)

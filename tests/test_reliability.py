@@ -74,7 +74,8 @@ def _mutated(path, value, delete):
     return raw
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(PATHS), ANY, st.booleans())
 def test_malformed_configs_raise_only_config_error(path, value, delete):
     raw = _mutated(path, value, delete)
@@ -86,7 +87,8 @@ def test_malformed_configs_raise_only_config_error(path, value, delete):
         assert cfg.compute
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(["omega0", "t_cav", "eta", "t_qp", "tau_in"]),
     st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5), st.text(max_size=3),
@@ -104,8 +106,8 @@ def test_malformed_parameters_raise_only_parameter_error(name, value):
         return
     try:
         rel = float(solvers.perturbative(model).relative_gap_change)
-    except kinetics.ParameterError as err:  # e.g. tau_in=None: no perturbative formula
-        assert "tau_in" in str(err)
+    except kinetics.ParameterError as err:  # tau_in=None, or T_qp >= T_c: nothing to perturb
+        assert "tau_in" in str(err) or "T_c" in str(err)
         return
     assert np.isfinite(rel)  # a valid model never gives NaN
 
