@@ -91,12 +91,32 @@ _PROFILE_TIMES = {"t_on", "t0", "t1", "sigma"}
 # ---------------------------------------------------------------- baths
 
 
+class DynamicSpec(_Strict):
+    """The bath's bosons as state variables (physics.md section 9; kinetics.DynamicBosons)."""
+
+    tau_b: Param  # escape time; inf (TOML `inf`) for a closed system
+    r_cav: Number | None = None
+    tau0_ph: Value | None = None
+    t_reservoir: Param | None = None
+    n_omega: Annotated[int, Field(ge=8, le=20000)] = 128
+    omega_max: Value | None = None
+    omega_focus: Value | None = None
+    omega_core: Value | None = None
+
+
+_DYNAMIC_DIMENSIONS = {
+    "tau_b": "time", "r_cav": "coupling", "tau0_ph": "time", "t_reservoir": "temperature",
+    "omega_max": "energy", "omega_focus": "energy", "omega_core": "energy",
+}
+
+
 class MultimodeSpec(_Strict):
     type: Literal["multimode_cavity"]
     name: str | None = None
     omega0: Param
     t_cav: Param
     eta: Param
+    dynamic: DynamicSpec | None = None
 
 
 class SingleModeSpec(_Strict):
@@ -106,6 +126,7 @@ class SingleModeSpec(_Strict):
     t_cav: Param
     eta: Param
     kappa: Param
+    dynamic: DynamicSpec | None = None
 
 
 class PhononSpec(_Strict):
@@ -114,6 +135,7 @@ class PhononSpec(_Strict):
     tau0: Param
     t_ph: Param
     omega_debye: Value | None = None
+    dynamic: DynamicSpec | None = None
 
 
 class DriveSpec(_Strict):
@@ -466,6 +488,13 @@ def _sweep_target(cfg: Config, key: str, what: str = "sweep") -> tuple[str, str 
     if parts[0] in names and len(parts) in (2, 3):
         spec = cfg.baths[names.index(parts[0])]
         field = parts[1]
+        if field == "dynamic" and len(parts) == 3 and getattr(spec, "dynamic", None) is not None:
+            if parts[2] not in _DYNAMIC_DIMENSIONS:
+                raise ConfigError(
+                    f"{what} key {key!r}: a dynamic bath's numeric fields are "
+                    f"{sorted(_DYNAMIC_DIMENSIONS)}."
+                )
+            return ("bath", parts[0], ".".join(parts[1:]))
         if field not in type(spec).model_fields or _DIMENSIONS.get(field) is None:
             allowed = [f for f in type(spec).model_fields if f in _DIMENSIONS]
             raise ConfigError(
@@ -621,6 +650,22 @@ def _table(spec: TabulatedSpec, base_dir: str, name: str):
     return np.asarray(spec.omega, float), np.asarray(spec.j, float)
 
 
+def _dynamic(spec: DynamicSpec, name: str, t_c, refs) -> kinetics.DynamicBosons:
+    kwargs = {"n_omega": spec.n_omega}
+    for f, dim in _DYNAMIC_DIMENSIONS.items():
+        v = getattr(spec, f)
+        if v is None:
+            continue
+        if f == "tau_b" and isinstance(v, (int, float)) and math.isinf(v) and v > 0:
+            kwargs[f] = math.inf  # a closed system: no escape
+            continue
+        kwargs[f] = _resolve_param(v, name=f"{name}.{f}", dimension=dim, t_c=t_c, refs=refs)
+    try:
+        return kinetics.DynamicBosons(**kwargs)
+    except ParameterError as err:
+        raise ConfigError(f"{name}: {err}") from None
+
+
 def _unit_of(value) -> str:
     try:
         return parse_quantity(value, name="")[1] if isinstance(value, str) else ""
@@ -653,6 +698,8 @@ def build_model(
             )
             if not isinstance(kwargs[f], kinetics.AbstractProfile):
                 local[f] = kwargs[f]
+        if getattr(spec, "dynamic", None) is not None:
+            kwargs["dynamic"] = _dynamic(spec.dynamic, f"baths.{name}.dynamic", t_c, local)
         if isinstance(spec, DriveSpec):
             kwargs["line"] = spec.line
         if isinstance(spec, TabulatedSpec):

@@ -32,6 +32,7 @@ from kinetics._profiles import AbstractProfile, value_at
 
 from ._config import (
     _DIMENSIONS,
+    _DYNAMIC_DIMENSIONS,
     Config,
     ConfigError,
     _sweep_target,
@@ -60,6 +61,8 @@ _RENAME = {
         "gap": "gap_nonlinear",
         "delta_n": "delta_n_nonlinear",
         "n_qp": "n_qp_nonlinear",
+        "boson_occupation": "boson_occupation_nonlinear",
+        "boson_temperature": "boson_temperature_nonlinear",
     },
 }
 _UNITS = {
@@ -317,6 +320,8 @@ def _internal_value(cfg: Config, model: kinetics.Model, key: str) -> float:
         return float(getattr(model, field))
     b = model.baths[bath_names(cfg).index(bath)]
     name, _, sub = field.partition(".")
+    if name == "dynamic":
+        return float(getattr(b.dynamic, sub))
     v = b.parameters()[name]
     return float(getattr(v, sub) if sub else v)
 
@@ -327,6 +332,8 @@ def _label_axis(ds: xr.Dataset, cfg: Config, key: str) -> None:
     ds.coords[dim] = (dim, axis_values(cfg, key))
     where, _, field = _sweep_target(cfg, key)
     dimension = _DIMENSIONS.get(field.split(".")[0], "temperature" if field == "t_qp" else "time")
+    if field.startswith("dynamic."):
+        dimension = _DYNAMIC_DIMENSIONS[field.split(".")[1]]
     if where == "bath" and "." in field and field.split(".")[1] in ("t_on", "t0", "t1", "sigma"):
         dimension = "time"
     ds.coords[dim].attrs.update(long_name=key, units=ax.unit or _UNITS.get(dimension, "1"))

@@ -248,3 +248,20 @@ def test_photons_at_the_quasiparticle_temperature_change_nothing(bath):
     # every term of I[n_F] vanishes by detailed balance: rounding only
     assert abs(float(ds.relative_gap_change_exact)) < 1e-13
     assert np.max(np.abs(ds.delta_n_first_order.values)) < 1e-15
+
+
+def test_a_dynamic_bath_in_a_config():
+    text = _CONFIG.replace(
+        'eta = "0.0155 / tau_in"',
+        'eta = "0.0155 / tau_in"\ndynamic = { tau_b = "10 tau_in", r_cav = 1e-3, n_omega = 64 }',
+    )
+    cfg, raw = load_config(text + '[sweep]\n"cavity.dynamic.tau_b" = {values = [1, 100], unit = "tau_in"}\n')
+    model = build_model(cfg, sweep_points(cfg)[1], raw=raw)
+    assert float(model.baths[0].dynamic.tau_b) == pytest.approx(1e5)
+    assert float(model.baths[0].dynamic.r_cav) == 1e-3 and model.baths[0].dynamic.n_omega == 64
+    closed, _ = load_config(text.replace('tau_b = "10 tau_in"', "tau_b = inf"))
+    assert math.isinf(float(build_model(closed).baths[0].dynamic.tau_b))
+    with pytest.raises(ConfigError, match="dynamic"):
+        load_config(text + '[sweep]\n"cavity.dynamic.nonsense" = {values = [1, 2]}\n')
+    with pytest.raises(ConfigError, match="r_cav"):
+        load_config(text.replace("r_cav = 1e-3", 'r_cav = "x"'))
