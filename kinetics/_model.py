@@ -43,7 +43,7 @@ from ._gap import (
     thermal_distribution,
 )
 from ._grid import Grid
-from ._profiles import bounds_of, value_at
+from ._profiles import bounds_of
 
 
 PROCESSES = ("scattering", "pair_breaking", "recombination")
@@ -231,24 +231,6 @@ class Model(eqx.Module):
 
         Equals ``thermal_state()`` for a static model."""
         return self.join(self.thermal_state(), self.boson_state(t))
-
-    def residual_weights(self, scale=None, t=0.0):
-        """None for a static model; else per component of y: 1 for n, and for N_b
-        rho_b(Omega_k) min(1, tau_b / scale): rho_b dN_b/dt (bosons per unit Omega and
-        time) is measured like dn/dt, over the residual's time `scale` (tau_in) or the
-        bosons' own escape time tau_b if shorter (else rounding of N, ~1e-16 N / tau_b,
-        sets a floor above any tolerance when tau_b -> 0)."""
-        if not self.dynamic:
-            return None
-        from ._dynamic import mode_density
-
-        parts = [jnp.ones((self.grid.n,))]
-        for k in self.dynamic:
-            w = mode_density(self.baths[k], jnp.asarray(self.omega_grids[k].state_omega), t)
-            if scale is not None:
-                w = w * jnp.minimum(1.0, value_at(self.baths[k].dynamic.tau_b, t) / scale)
-            parts.append(w)
-        return jnp.concatenate(parts)
 
     def _operators(self, y, delta, t):
         n, bosons = self.split(y)

@@ -21,6 +21,23 @@ from ._evolve import SOLVERS, _initial_state, stiffness_estimate
 from ._rhs import blas_single_thread, vector_field
 
 
+def _residual_weights(model: Model, y, t, scale):
+    """Per-component residual weights, or None for a static model (then rhs * scale).
+
+    n: scale (tau_in), i.e. the change of n per relaxation time, as always. A dynamic
+    bath's N_k: min(scale, 1 / |dF_k/dN_k|) at the starting point, i.e. the change of N_k
+    over the node's own fastest time (escape or exchange with the quasiparticles): an
+    occupation error like n's. (Weighting by tau_in alone leaves rounding x exchange rate
+    ~ 1/r_cav above any tolerance; by the mode density rho, a tiny r_cav hides a wrong N.)
+    """
+    if not model.dynamic:
+        return None
+    nn = model.grid.n
+    diag = jnp.abs(jnp.diagonal(model.jacobian(t, y)))[nn:]
+    w_b = 1.0 / jnp.maximum(diag, 1.0 / scale)
+    return jnp.concatenate([jnp.full((nn,), scale), w_b])
+
+
 @eqx.filter_jit
 def _newton(model: Model, n0, t, scale, tol, max_iter):
     """Damped Newton with the structured Jacobian; every loop is bounded.
@@ -31,12 +48,13 @@ def _newton(model: Model, n0, t, scale, tol, max_iter):
     halves the step (at most 12 times) until the rms residual falls.
     """
 
-    weights = model.residual_weights(scale, t)  # None for a static model
+    weights = _residual_weights(model, n0, t, scale)  # None for a static model
 
     def residual(n):
-        fn = model.rhs(t, n) * scale
-        if weights is not None:
-            fn = fn * weights
+        if weights is None:
+            fn = model.rhs(t, n) * scale
+        else:
+            fn = model.rhs(t, n) * weights
         return fn, jnp.max(jnp.abs(fn)), jnp.sqrt(jnp.mean(fn * fn))
 
     def cond(state):
@@ -45,9 +63,10 @@ def _newton(model: Model, n0, t, scale, tol, max_iter):
 
     def body(state):
         n, fn, res, merit, it, ok = state
-        jac = model.jacobian(t, n) * scale
-        if weights is not None:
-            jac = jac * weights[:, None]
+        if weights is None:
+            jac = model.jacobian(t, n) * scale
+        else:
+            jac = model.jacobian(t, n) * weights[:, None]
         step = jnp.linalg.solve(jac, -fn)
 
         # backtracking on the rms residual (the max norm can be held up by one node)
@@ -137,8 +156,8 @@ def steady_state(
       full state y. Bosons not given start at their reservoir and are first relaxed
       at fixed n (a Newton on their block alone).
     - `tol`: residual tolerance: max |dn/dt| times tau_in (or times the fastest
-      relaxation time without tau_in); a dynamic bath's components count as
-      rho_b(Omega) |dN_b/dt| times min(tau_in, tau_b) (``Model.residual_weights``).
+      relaxation time without tau_in); a dynamic bath's N_k counts as |dN_k/dt| over
+      the node's own fastest time (``_residual_weights``).
     - `max_iter`: Newton iterations per stage.
     - `solver`: the diffrax solver for ``method="integrate"`` (see `evolve`).
 
@@ -225,11 +244,9 @@ def _integrate_to_steady(model: Model, y0, t, tol, solver):
     scale = _residual_scale(model, y0, t)
     sol = _integrate(model, y0, t, tol / scale, solver)
     n = sol.ys[-1]
-    f = model.rhs(t, n)
-    weights = model.residual_weights(scale, t)
-    if weights is not None:
-        f = f * weights
-    res = float(jnp.max(jnp.abs(f))) * scale
+    weights = _residual_weights(model, n, t, scale)
+    f = model.rhs(t, n) * (scale if weights is None else weights)
+    res = float(jnp.max(jnp.abs(f)))
     return n, res, int(sol.stats["num_steps"]), 1
 
 
