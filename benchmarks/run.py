@@ -44,19 +44,19 @@ import sys
 import time
 import warnings
 
-import numpy as np
-
-import kinetics  # noqa: I001  (enables float64 before any JAX work)
 import jax
 import jax.numpy as jnp
-import solvers
-from kinetics._units import to_internal
+import numpy as np
 from scipy.integrate import solve_ivp
 from threadpoolctl import threadpool_limits
 
+import kinetics  # noqa: I001  (enables float64 before any JAX work)
+import solvers
+from kinetics._units import to_internal
+
 from .solvers import (
-    PeakRSS,
     SOURCE_DIGEST,
+    PeakRSS,
     _clean,
     _fmt_t,
     _repeat,
@@ -193,7 +193,8 @@ def _evolve_row(regime, model, t_save, name, reps, long_s):
     picked = a["solver.name"]
     acc, rej = int(a["solver.num_accepted_steps"]), int(a["solver.num_rejected_steps"])
     steps = acc + rej
-    row = _row(regime, n, name, picked=picked, compile_s=compile_s, run_s=run, runs_s=times, reps=len(times), accepted=acc, rejected=rej,
+    row = _row(regime, n, name, picked=picked, compile_s=compile_s, run_s=run, runs_s=times,
+               reps=len(times), accepted=acc, rejected=rej,
                peak_rss_mib=mem.peak_mib, status=str(a["solver.status"]),
                rel_gap_change=float(ds.relative_gap_change.values[-1]))
     if picked in ("tsit5", "dopri5"):
@@ -458,7 +459,7 @@ def main(argv=None):
     if args.quick:
         args.sizes, args.repeats = [250], 1
     header = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine_info(), "versions": versions(), "git": git_info(),
         "sources": SOURCE_DIGEST, "argv": sys.argv[1:], "rtol": RTOL, "atol": ATOL,
         "threads": "scipy/CVODE: OpenBLAS 1 thread (threadpoolctl); XLA: its own pool",

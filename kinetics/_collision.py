@@ -198,7 +198,9 @@ class _ThermalBilinear(Bilinear):
             w_up = _fractions(nn, r["su_lo"] - c["j"], r["su_hi"] - c["j"], c["j"])
         else:
             w_down = w_up = zero
-        w_pair = _fractions(nn, r["sp_lo"] - c["j"], r["sp_hi"] - c["j"], c["j"]) if self.pair else zero
+        w_pair = (
+            _fractions(nn, r["sp_lo"] - c["j"], r["sp_hi"] - c["j"], c["j"]) if self.pair else zero
+        )
         rr = r["rho"] * c["rho"]  # Delta^2 / (E E'), finite in the normal state
         c_plus, c_minus = 0.5 * (1.0 + rr), 0.5 * (1.0 - rr)
         c_scat, c_pair = (c_plus, c_minus) if bath.coupling == "current" else (c_minus, c_plus)
@@ -207,7 +209,8 @@ class _ThermalBilinear(Bilinear):
             om = jnp.abs(r["e"] - c["e"])
             w_s = w_down + w_up
             active = w_s > 0
-            k_s = jnp.where(active, c["jac"] * c_scat * bath.spectral_density(jnp.where(active, om, 1.0), t), 0.0)
+            j_s = bath.spectral_density(jnp.where(active, om, 1.0), t)
+            k_s = jnp.where(active, c["jac"] * c_scat * j_s, 0.0)
             ok = active & (om > 0)  # 0 on the diagonal: its limit is the `diag` term
             om_ok = jnp.where(ok, om, 1.0)
             if self.fast_occupation:
@@ -219,7 +222,8 @@ class _ThermalBilinear(Bilinear):
         if self.pair:
             om = r["e"] + c["e"]
             active = w_pair > 0
-            k_p = jnp.where(active, c["jac"] * c_pair * bath.spectral_density(jnp.where(active, om, 1.0), t), 0.0)
+            j_p = bath.spectral_density(jnp.where(active, om, 1.0), t)
+            k_p = jnp.where(active, c["jac"] * c_pair * j_p, 0.0)
             ok = active & (om > 0)
             if self.fast_occupation:
                 occ = jnp.where(self.t_b > 0, 1.0 / jnp.where(ok, r["a"] * c["a"] - 1.0, 1.0), 0.0)
@@ -323,8 +327,7 @@ class _ThermalBilinear(Bilinear):
     def _coefficients(self):
         m_down, m_up, m_pair, n_s, n_p = self._matrix_elements()
         shape = (self.grid.n, self.grid.n)
-        m_down, m_up, m_pair, n_s, n_p = (jnp.broadcast_to(x, shape) for x in (m_down, m_up, m_pair, n_s, n_p))
-        return m_down, m_up, m_pair, n_s, n_p
+        return tuple(jnp.broadcast_to(x, shape) for x in (m_down, m_up, m_pair, n_s, n_p))
 
     @property
     def ma(self):
@@ -368,7 +371,8 @@ class _DriveBilinear(Bilinear):
 
     With M the row-wise deposits (entries (r, c, v)) and w the quadrature weights,
     the operator's matrix is m = (w M + (w M)^T) / (2 w) (one rate per event), so
-        sum_j m_ij g(n_i, n_j) = 1/2 sum_{r = i} v g(n_i, n_c) + 1/2 sum_{c = i} (w_r / w_i) v g(n_i, n_r).
+        sum_j m_ij g(n_i, n_j) = 1/2 sum_{r = i} v g(n_i, n_c)
+                               + 1/2 sum_{c = i} (w_r / w_i) v g(n_i, n_r).
     """
 
     def __init__(self, grid, scat, pair):

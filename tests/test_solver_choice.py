@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-import kinetics
+import kinetics  # noqa: F401  (float64, the PhysicsWarning filter)
 import solvers
 from benchmarks.run import regime_a, regime_b
 
