@@ -202,7 +202,8 @@ def _show(args) -> int:
     for k, v in a.items():
         if k == "config":
             continue
-        groups.get(k.split(".")[0], groups["other"]).append(f"  {k} = {v}")
+        group = "solver" if ".solver." in k else k.split(".")[0]
+        groups.get(group, groups["other"]).append(f"  {k} = {v}")
     for name in ("other", "model", "baths", "solver", "version"):
         if groups[name]:
             print(f"{name}:" if name != "other" else "about:")

@@ -186,6 +186,7 @@ def run_study(
         warnings.simplefilter("ignore", kinetics.PhysicsWarning)
         models = [build_model(cfg, p, raw=raw) for p in points]
     parts = []
+    solver_attrs = {}
     for kind in cfg.compute:
         start = _time.perf_counter()
         if keys:
@@ -200,6 +201,9 @@ def run_study(
                 warnings.simplefilter("ignore", kinetics.PhysicsWarning)
                 ds, status, message = _solve(kind, models[0], cfg, t_save, ck, progress)
             row = _point_dataset(kind, ds, models[0], cfg)
+            if ds is not None:  # the solver's settings and statistics, for `show`
+                solver_attrs.update({f"{kind}.{k}": v for k, v in ds.attrs.items()
+                                     if k.startswith("solver.")})
             row[f"{kind}_status"] = status
             row[f"{kind}_message"] = message
             parts.append(row)
@@ -220,6 +224,7 @@ def run_study(
     if dims:
         out = out.transpose(*dims, ...)
     out = _annotate(out, cfg, raw, models[0], wall, _time.perf_counter() - clock)
+    out.attrs.update(solver_attrs)
     if cfg.figure.per_unit_coupling:
         scale = _internal_value(cfg, models[0], cfg.figure.per_unit_coupling)
         out.attrs["figure.coupling_tau_in"] = scale * float(models[0].tau_in)
