@@ -34,7 +34,7 @@ import kinetics
 from kinetics import ParameterError
 from kinetics._units import parse_quantity, to_internal
 
-from ._evolve import SOLVERS
+from ._evolve import DIFFRAX_SOLVERS, SOLVERS
 
 COMPUTE_KINDS = ("perturbative", "steady", "evolve")
 FIGURE_KINDS = ("gap_change", "delta_n", "transient", "coupling", "map", "none")
@@ -210,7 +210,7 @@ class SteadySection(_Strict):
     tol: Annotated[float, Field(gt=0)] = 1e-11
     max_iter: Annotated[int, Field(gt=0, le=10000)] = 50
     continuation_steps: Annotated[int, Field(ge=0, le=1000)] = 8
-    solver: Literal[tuple(sorted(SOLVERS))] = "kvaerno5"  # type: ignore[valid-type]
+    solver: Literal[tuple(sorted(DIFFRAX_SOLVERS))] = "kvaerno5"  # type: ignore[valid-type]
 
 
 class EvolveSection(_Strict):

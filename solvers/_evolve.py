@@ -18,10 +18,11 @@ import xarray as xr
 
 from kinetics import Model, ParameterError
 
+from ._bdf import bdf_solve, interior_jumps
 from ._dataset import SolverError, build_dataset, load, save
 from ._rhs import blas_single_thread, vector_field
 
-SOLVERS = {
+DIFFRAX_SOLVERS = {
     "tsit5": diffrax.Tsit5,
     "dopri5": diffrax.Dopri5,
     "dopri8": diffrax.Dopri8,
@@ -29,7 +30,8 @@ SOLVERS = {
     "kvaerno4": diffrax.Kvaerno4,
     "kvaerno5": diffrax.Kvaerno5,
 }
-_IMPLICIT = {"kvaerno3", "kvaerno4", "kvaerno5"}
+# every solver evolve offers; "bdf" is solvers._bdf (Jacobian and LU kept across steps)
+SOLVERS = {**DIFFRAX_SOLVERS, "bdf": bdf_solve}
 # explicit steps are limited to |lambda| dt < ~3; beyond this many forced steps an
 # implicit method (a handful of LU factorizations) is cheaper (README: solver choice)
 _STIFFNESS_THRESHOLD = 3000.0
@@ -52,9 +54,9 @@ def stiffness_estimate(model: Model, n, t=0.0) -> float:
 
 
 def choose_solver(model: Model, n0, t_span: float, t0: float = 0.0) -> str:
-    """'tsit5' when |lambda|_max * t_span is small enough for explicit steps, else 'kvaerno5'."""
+    """'tsit5' when |lambda|_max * t_span is small enough for explicit steps, else 'bdf'."""
     stiff = stiffness_estimate(model, n0, t0) * t_span
-    return "tsit5" if stiff < _STIFFNESS_THRESHOLD else "kvaerno5"
+    return "tsit5" if stiff < _STIFFNESS_THRESHOLD else "bdf"
 
 
 def _initial_state(model: Model, n0):
@@ -131,8 +133,9 @@ def evolve(
       dynamic baths also the full state (shape (model.state_size,)); given n only,
       the bosons start at their reservoir occupation.
     - `solver`: "auto" (explicit Tsit5 unless the stiffness estimate |lambda| T is
-      large, then Kvaerno5), or one of "tsit5", "dopri5", "dopri8", "kvaerno3/4/5".
-      Implicit solvers use the structured O(N^2) Jacobian.
+      large, then "bdf"), or one of "tsit5", "dopri5", "dopri8", "kvaerno3/4/5"
+      (diffrax) or "bdf" (variable-order BDF that keeps its Jacobian and LU across
+      steps, ``solvers._bdf``). Implicit solvers use the structured O(N^2) Jacobian.
     - `rtol`, `atol`: tolerances of the PID step-size controller.
     - `max_steps`: bound on the number of steps.
     - `progress`: show a tqdm progress bar of simulated time (on by default).
@@ -201,7 +204,7 @@ def evolve(
             a = max(a, done_to)
             start = _time.perf_counter()
             seg = t_save[a : b + 1]
-            jumps = tuple(t for t in model.jump_times() if seg[0] < t < seg[-1])
+            jumps = interior_jumps(model.jump_times(), seg[0], seg[-1])
             sol = _solve(
                 model, jnp.asarray(ys[a]), jnp.asarray(seg[0]), jnp.asarray(seg[-1]), jnp.asarray(seg),
                 name, rtol, atol, max_steps, dt0, jumps, progress and checkpoint is None,
@@ -245,7 +248,7 @@ def evolve(
         msg = (
             f"evolve stopped: {message} (solver {name}, rtol {rtol:g}); states up to "
             f"t = {last:g} are in the partial result. Try larger max_steps, looser "
-            f"tolerances, a finer grid or another solver (e.g. 'kvaerno5' for stiff problems)."
+            f"tolerances, a finer grid or another solver (e.g. 'bdf' for stiff problems)."
         )
         if throw:
             raise SolverError(msg, partial=ds)
@@ -295,7 +298,7 @@ def _diagnose(model: Model, rows, times) -> str:
         k = int(np.argmax(bad))
         return (
             f"n left [0, 1] at t = {times[k]:g} (min {n[k].min():.3g}, max {n[k].max():.3g}): "
-            "the step is too large for the coupling; tighten rtol/atol or use 'kvaerno5'"
+            "the step is too large for the coupling; tighten rtol/atol or use 'bdf'"
         )
     if float(model.delta0) > 0:
         gaps = np.asarray(gaps_of(model, jnp.asarray(n)))
@@ -368,6 +371,12 @@ def _shifted(field, shift):
 
 @eqx.filter_jit
 def _solve(model, y0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progress):
+    if name == "bdf":  # stops at the jumps itself; dt0 is its own first-step choice
+        meter = diffrax.TqdmProgressMeter(refresh_steps=5) if progress else None
+        return bdf_solve(
+            lambda t, y: model.rhs(t, y), lambda t, y: model.jacobian(t, y), t0, t1, y0, ts,
+            rtol=rtol, atol=atol, max_steps=max_steps, jumps=jumps, progress_meter=meter,
+        )
     field = vector_field(model)
     controller = diffrax.PIDController(rtol=rtol, atol=atol)
     if jumps:
@@ -382,7 +391,7 @@ def _solve(model, y0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progr
     meter = diffrax.TqdmProgressMeter(refresh_steps=20) if progress else diffrax.NoProgressMeter()
     return diffrax.diffeqsolve(
         diffrax.ODETerm(field),
-        SOLVERS[name](),
+        DIFFRAX_SOLVERS[name](),
         t0=t0,
         t1=t1,
         dt0=dt0,

@@ -17,7 +17,7 @@ from kinetics import Model, ParameterError
 from kinetics._perturbative import perturbative_delta_n
 
 from ._dataset import SolverError, build_dataset
-from ._evolve import SOLVERS, _initial_state, stiffness_estimate
+from ._evolve import DIFFRAX_SOLVERS, _initial_state, stiffness_estimate
 from ._rhs import blas_single_thread, vector_field
 
 
@@ -192,8 +192,11 @@ def steady_state(
         y0 = _relax_bosons(model, y0, t)
     clock = _time.perf_counter()
     if method == "integrate":
-        if solver not in SOLVERS:
-            raise ParameterError(f"steady_state: solver must be one of {sorted(SOLVERS)}; got {solver!r}.")
+        if solver not in DIFFRAX_SOLVERS:
+            raise ParameterError(
+                f"steady_state: solver must be one of {sorted(DIFFRAX_SOLVERS)} (a diffrax "
+                f"solver: the steady-state event is diffrax's); got {solver!r}."
+            )
         n, res, iters, stages = _integrate_to_steady(model, y0, t, tol, solver)
     else:
         # an array, not a Python float: a float would be a static argument of the
@@ -261,7 +264,7 @@ def _integrate(model, y0, t, atol_rate, solver):
     )
     return diffrax.diffeqsolve(
         diffrax.ODETerm(frozen),
-        SOLVERS[solver](),
+        DIFFRAX_SOLVERS[solver](),
         t0=0.0,
         t1=jnp.inf,
         dt0=None,

@@ -88,6 +88,7 @@ import xarray as xr
 from kinetics import Model, ParameterError
 from kinetics._perturbative import perturbative_delta_n
 
+from ._bdf import interior_jumps
 from ._dataset import _attr_value, _versions, load, model_attributes, save
 from ._evolve import SOLVERS, _gershgorin, _solve, choose_solver
 from ._perturbative import _first_order
@@ -644,7 +645,7 @@ def _run_chunk(task: _Task) -> dict:
                 name = opts["solver"]
                 if name == "auto":
                     name = choose_solver(p.model, p.model.initial_state(), ts[-1] - ts[0], ts[0])
-                jumps = tuple(t for t in p.model.jump_times() if ts[0] < t < ts[-1])
+                jumps = interior_jumps(p.model.jump_times(), ts[0], ts[-1])
             except Exception as err:
                 p.message = _describe(err)
                 continue

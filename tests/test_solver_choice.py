@@ -1,8 +1,9 @@
 """The default solver (``evolve(solver="auto")``, ``choose_solver``) on the two regimes
-of the benchmark suite (benchmarks/run.py, issue 6), at small N: it picks the
-explicit method on the paper's barely stiff regime (a) and the implicit one on the
-stiff phonon regime (b), and its final delta Delta / Delta_0 agrees with an
-independent integrator (scipy's BDF with the structured Jacobian) to the tolerance.
+of the benchmark suite (benchmarks/run.py, issue 6), at small N: it picks the explicit
+method on the paper's barely stiff regime (a) and the implicit BDF (Jacobian and LU kept
+across steps, solvers._bdf) on the stiff phonon regime (b), and its final
+delta Delta / Delta_0 agrees with an independent integrator (scipy's BDF with the
+structured Jacobian) to the tolerance.
 """
 
 import jax
@@ -35,8 +36,7 @@ def _scipy_final_gap_change(model, t_save):
         ("a", 96, "tsit5", 1e-5),
         # (b): delta ~ 5e-6 is a 1e-6-level change of the gap: atol-level differences of
         # n show at ~1e-4 of it (measured spread 1e-7 .. 8e-8 relative at N = 250)
-        # the Kvaerno5 program of (b) compiles slowly (~1-5 min on a busy 2-core machine)
-        pytest.param("b", 64, "kvaerno5", 1e-3, marks=pytest.mark.slow),
+        ("b", 64, "bdf", 1e-3),
     ],
 )
 def test_default_solver_agrees_with_scipy_bdf(regime, n, expected, rel):

@@ -1,0 +1,396 @@
+"""Variable-order BDF integrator that keeps its Jacobian and LU across steps.
+
+Why it exists: diffrax's implicit solvers (Kvaerno, ESDIRK with a chord iteration)
+build one Jacobian and one LU per step attempt. On the stiff problems of this
+project (phonon baths, |lambda|_max T ~ 1e5) a Jacobian costs several right-hand
+sides and an LU O(N^3), and that cost per step made Kvaerno5 ~8x slower than
+SUNDIALS CVODE, which reuses both over many steps (benchmarks/README.md). This
+module is the same class of method as CVODE's BDF, inside one compiled
+``lax.while_loop`` (no host round trip per step, same code on CPU and GPU).
+
+The method is the variable-order (1-5), quasi-constant step size NDF/BDF of
+Shampine & Reichelt (SIAM J. Sci. Comput. 18, 1 (1997); MATLAB's ode15s), in the
+form of ``scipy.integrate.BDF`` (backward differences D, Newton on the corrector
+with the modified-Newton matrix I - c J, c = h / alpha_k), written again here for
+JAX. Its reuse policy, like scipy's and CVODE's:
+
+- the Jacobian J is kept from step to step; it is re-evaluated only when the
+  Newton iteration fails to converge with a J that is not fresh (then the same
+  step is retried), and a failure with a fresh J halves the step;
+- the LU of I - c J is kept while the step size and order stay unchanged: the
+  step size changes only after k + 1 equal steps at order k (or on a rejection
+  or at a stop), so most steps reuse the factorization;
+- an error-test rejection keeps the LU (the Newton matrix is only an
+  approximation; a slightly wrong c slows convergence, it does not change the
+  answer).
+
+Tests (tests/test_bdf.py) check it step for step against scipy's BDF (same steps,
+function, Jacobian and LU counts on a stiff test problem) and against exact
+solutions. Save points are filled by the method's own interpolating polynomial;
+parameter jumps stop the integration exactly before the jump and restart it at
+order 1 from the jump.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+import numpy as np
+
+MAX_ORDER = 5
+NEWTON_MAXITER = 4
+MIN_FACTOR = 0.2
+MAX_FACTOR = 10.0
+_ROWS = MAX_ORDER + 3  # backward differences kept: D^0 ... D^{k+2}
+# a stretch ends this far below a jump, relative to max(|jump|, t1 - t0); callers
+# pass only jumps farther than that from t0, t1 and each other (``interior_jumps``)
+JUMP_MARGIN = 4.0 * np.finfo(np.float64).eps
+
+# NDF coefficients (Shampine & Reichelt 1997, table 1): kappa_k, gamma_k = sum 1/j,
+# alpha_k = (1 - kappa_k) gamma_k, error constant kappa_k gamma_k + 1/(k+1)
+_KAPPA = np.array([0.0, -0.1850, -1.0 / 9.0, -0.0823, -0.0415, 0.0])
+_GAMMA = np.hstack((0.0, np.cumsum(1.0 / np.arange(1, MAX_ORDER + 1))))
+_ALPHA = (1.0 - _KAPPA) * _GAMMA
+_ERROR_CONST = _KAPPA * _GAMMA + 1.0 / np.arange(1, MAX_ORDER + 2)
+
+
+def _rms(x):
+    return jnp.sqrt(jnp.mean(x * x))
+
+
+def _compute_r(order, factor):
+    """scipy's compute_R at the full size MAX_ORDER + 1; its top-left (order+1) block is
+    the matrix of that order (the cumulative product only runs down the rows)."""
+    i = jnp.arange(1, MAX_ORDER + 1, dtype=jnp.float64)[:, None]
+    j = jnp.arange(1, MAX_ORDER + 1, dtype=jnp.float64)[None, :]
+    m = jnp.zeros((MAX_ORDER + 1, MAX_ORDER + 1)).at[0].set(1.0)
+    m = m.at[1:, 1:].set((i - 1.0 - factor * j) / i)
+    return jnp.cumprod(m, axis=0)
+
+
+def _change_d(d, order, factor):
+    """Rescale the differences of the interpolating polynomial to step size h * factor."""
+    k = jnp.arange(MAX_ORDER + 1)
+    keep = k <= order
+    r = _compute_r(order, factor) * keep[None, :]
+    u = _compute_r(order, 1.0) * keep[:, None]
+    ru = r @ u
+    a = jnp.where(keep[:, None] & keep[None, :], ru.T, jnp.eye(MAX_ORDER + 1))
+    return d.at[: MAX_ORDER + 1].set(a @ d[: MAX_ORDER + 1])
+
+
+def _update_differences(d, order, dy):
+    """After an accepted step with correction dy (= D^{k+1} y_n): the new differences."""
+    d = d.at[order + 2].set(dy - d[order + 1])
+    d = d.at[order + 1].set(dy)
+    i = jnp.arange(_ROWS)[:, None]
+    j = jnp.arange(_ROWS)[None, :]
+    # D^i += D^{i+1} for i = order ... 0, i.e. D^i <- sum_{j = i}^{order + 1} D^j
+    tri = ((i <= order) & (j >= i) & (j <= order + 1)) | ((i > order) & (i == j))
+    return tri.astype(d.dtype) @ d
+
+
+def _interpolate(d, order, t_new, h, t):
+    """The step's interpolating polynomial at t in [t_new - h, t_new] (Newton form)."""
+    m = jnp.arange(MAX_ORDER, dtype=jnp.float64)
+    x = (t - (t_new - h * m)) / (h * (1.0 + m))
+    p = jnp.cumprod(x) * (jnp.arange(1, MAX_ORDER + 1) <= order)
+    return d[0] + p @ d[1 : MAX_ORDER + 1]
+
+
+def _initial_step(fun, t0, y0, f0, span, rtol, atol):
+    """scipy's select_initial_step for order 1 (Hairer, Norsett & Wanner II.4)."""
+    scale = atol + jnp.abs(y0) * rtol
+    d0, d1 = _rms(y0 / scale), _rms(f0 / scale)
+    h0 = jnp.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / jnp.where(d1 > 0, d1, 1.0))
+    h0 = jnp.minimum(h0, span)
+    f1 = fun(t0 + h0, y0 + h0 * f0)
+    d2 = _rms((f1 - f0) / scale) / h0
+    big = jnp.maximum(d1, d2)
+    h1 = jnp.where(
+        (d1 <= 1e-15) & (d2 <= 1e-15),
+        jnp.maximum(1e-6, h0 * 1e-3),
+        jnp.sqrt(0.01 / jnp.where(big > 0, big, 1.0)),
+    )
+    return jnp.minimum(jnp.minimum(100.0 * h0, h1), span)
+
+
+def interior_jumps(jumps, t0: float, t1: float) -> tuple[float, ...]:
+    """The jumps strictly inside (t0, t1), sorted, without any within a few rounding
+    units of t0, t1 or the previous jump (there a restart would step by ~0)."""
+    out: list[float] = []
+    for j in sorted(float(x) for x in jumps):
+        close = 16.0 * JUMP_MARGIN * max(abs(j), abs(t1 - t0), 1e-300)
+        if t0 + close < j < t1 - close and (not out or j - out[-1] > close):
+            out.append(j)
+    return tuple(out)
+
+
+class BDFSolution(eqx.Module):
+    """What ``bdf_solve`` returns: save-point states ``ys`` (NaN rows where the run did
+    not get to), a diffrax ``RESULTS`` value ``result``, and counters ``stats``."""
+
+    ys: jax.Array
+    result: diffrax.RESULTS
+    stats: dict
+
+
+def bdf_solve(
+    fun: Callable,
+    jac: Callable,
+    t0,
+    t1,
+    y0,
+    ts,
+    *,
+    rtol: float,
+    atol: float,
+    max_steps: int,
+    jumps=(),
+    progress_meter=None,
+) -> BDFSolution:
+    """Integrate y' = fun(t, y) from t0 to t1 >= t0, saving at ``ts`` (ts[0] = t0).
+
+    **Arguments:**
+
+    - `fun(t, y)`: the right-hand side; `jac(t, y)`: its dense Jacobian (N x N).
+    - `rtol`, `atol`: the local error of each step, in the rms norm weighted by
+      atol + rtol |y| (as scipy and CVODE), must stay below 1.
+    - `max_steps`: bound on step attempts (accepted + rejected).
+    - `jumps`: increasing times in (t0, t1) where the right-hand side is discontinuous
+      (see ``interior_jumps``): the integration stops just before each (a relative
+      4 eps below it) and restarts at it at order 1.
+    - `progress_meter`: a diffrax progress meter (default: none).
+
+    Traceable (jit, vmap). Stats: num_steps (attempts), num_accepted_steps,
+    num_rejected_steps, num_rhs, num_jacobian, num_lu.
+    """
+    meter = diffrax.NoProgressMeter() if progress_meter is None else progress_meter
+    t0 = jnp.asarray(t0, dtype=jnp.float64)
+    t1 = jnp.asarray(t1, dtype=jnp.float64)
+    ts = jnp.asarray(ts, dtype=jnp.float64)
+    y0 = jnp.asarray(y0, dtype=jnp.float64)
+    n = y0.shape[0]
+    n_jumps = len(jumps)
+    stops = jnp.concatenate([jnp.asarray(jumps, dtype=jnp.float64).reshape(-1), t1[None]])
+    span = t1 - t0
+    eye = jnp.eye(n, dtype=jnp.float64)
+    newton_tol = max(10.0 * np.finfo(np.float64).eps / rtol, min(0.03, rtol**0.5))
+    gamma, alpha, error_const = (jnp.asarray(a) for a in (_GAMMA, _ALPHA, _ERROR_CONST))
+
+    def newton(t_new, y_predict, c, psi, lu, scale):
+        """Modified Newton on the corrector (scipy's solve_bdf_system)."""
+
+        def cond(s):
+            k, _, _, _, converged, diverged = s
+            return (k < NEWTON_MAXITER) & ~converged & ~diverged
+
+        def body(s):
+            k, y, d, dy_norm_old, _, _ = s
+            f = fun(t_new, y)
+            dy = jsl.lu_solve(lu, c * f - psi - d)
+            dy_norm = _rms(dy / scale)
+            rate = dy_norm / dy_norm_old
+            has_rate = k > 0
+            diverged = (~jnp.all(jnp.isfinite(f))) | ~jnp.isfinite(dy_norm)
+            diverged = diverged | (
+                has_rate
+                & (
+                    (rate >= 1.0)
+                    | (rate ** (NEWTON_MAXITER - k) / (1.0 - rate) * dy_norm > newton_tol)
+                )
+            )
+            y = jnp.where(diverged, y, y + dy)
+            d = jnp.where(diverged, d, d + dy)
+            converged = ~diverged & (
+                (dy_norm == 0.0) | (has_rate & (rate / (1.0 - rate) * dy_norm < newton_tol))
+            )
+            return k + 1, y, d, dy_norm, converged, diverged
+
+        init = (0, y_predict, jnp.zeros_like(y_predict), jnp.asarray(jnp.inf), False, False)
+        k, y, d, _, converged, _ = jax.lax.while_loop(cond, body, init)
+        return converged, k, y, d
+
+    def start_differences(t, y, t_end):
+        """Order-1 history at (t, y): D^0 = y, D^1 = h f, with scipy's first step."""
+        f = fun(t, y)
+        h = _initial_step(fun, t, y, f, t_end - t, rtol, atol)
+        d = jnp.zeros((_ROWS, n)).at[0].set(y).at[1].set(h * f)
+        return d, h
+
+    def t_stop_of(k):
+        # stop just below a jump (its own value belongs to the next stretch); not at the
+        # float below it: below a jump at 0 that is a denormal, which XLA flushes to 0
+        s = stops[k]
+        return jnp.where(k < n_jumps, s - JUMP_MARGIN * jnp.maximum(jnp.abs(s), span), s)
+
+    d_init, h_init = start_differences(t0, y0, t_stop_of(0))
+    state = dict(
+        t=t0,
+        d=d_init,
+        h=h_init,
+        order=jnp.asarray(1),
+        n_equal=jnp.asarray(0),
+        jac=jac(t0, y0),
+        lu=(jnp.zeros((n, n)), jnp.zeros((n,), jnp.int32)),
+        lu_valid=jnp.asarray(False),
+        jac_current=jnp.asarray(False),
+        need_jac=jnp.asarray(False),
+        stop=jnp.asarray(0),
+        save=jnp.asarray(1),
+        ys=jnp.full((ts.shape[0], n), jnp.nan).at[0].set(y0),
+        status=jnp.asarray(0),  # 0 running/ok, 1 step size too small
+        attempts=jnp.asarray(0),
+        accepted=jnp.asarray(0),
+        rejected=jnp.asarray(0),
+        nfev=jnp.asarray(2),
+        njev=jnp.asarray(1),
+        nlu=jnp.asarray(0),
+        meter=meter.init(),
+    )
+
+    def cond(s):
+        return (s["status"] == 0) & (s["t"] < t1) & (s["attempts"] < max_steps)
+
+    def body(s):
+        t, d, order, h = s["t"], s["d"], s["order"], s["h"]
+        t_stop = t_stop_of(s["stop"])
+        min_step = 10.0 * jnp.abs(jnp.nextafter(t, jnp.inf) - t)
+        too_small = h < min_step
+        # do not step past the next stop: shorten the step onto it
+        cross = t + h > t_stop
+        d = jnp.where(cross, _change_d(d, order, (t_stop - t) / h), d)
+        t_new = jnp.where(cross, t_stop, t + h)
+        h = t_new - t
+        n_equal = jnp.where(cross, 0, s["n_equal"])
+        lu_valid = s["lu_valid"] & ~cross
+
+        k = jnp.arange(_ROWS)
+        y_predict = jnp.sum(jnp.where((k <= order)[:, None], d, 0.0), axis=0)
+        scale = atol + rtol * jnp.abs(y_predict)
+        a_k = alpha[order]
+        psi = jnp.where((k >= 1) & (k <= order), jnp.pad(gamma, (0, _ROWS - 6)), 0.0) @ d / a_k
+        c = h / a_k
+
+        need_jac = s["need_jac"]
+        jmat = jax.lax.cond(need_jac, lambda: jac(t_new, y_predict), lambda: s["jac"])
+        jac_current = s["jac_current"] | need_jac
+        lu_valid = lu_valid & ~need_jac
+        lu = jax.lax.cond(lu_valid, lambda: s["lu"], lambda: jsl.lu_factor(eye - c * jmat))
+        converged, n_iter, y_new, dy = newton(t_new, y_predict, c, psi, lu, scale)
+
+        safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER + n_iter)
+        scale_new = atol + rtol * jnp.abs(y_new)
+        error_norm = _rms(error_const[order] * dy / scale_new)
+        accept = converged & (error_norm <= 1.0)
+        retry_jac = ~converged & ~jac_current  # same step again, with a fresh Jacobian
+        halve = ~converged & jac_current
+        shrink = converged & ~accept
+        err_factor = jnp.maximum(MIN_FACTOR, safety * error_norm ** (-1.0 / (order + 1.0)))
+
+        # ---- accepted: new differences, save points, maybe a new order and step
+        d_acc = _update_differences(d, order, dy)
+        at_jump = accept & (t_new == t_stop) & (s["stop"] < n_jumps)
+        t_reach = jnp.where(at_jump, stops[s["stop"]], t_new)
+
+        def fill(carry):
+            ys, idx = carry
+            ti = jnp.minimum(ts[idx], t_new)
+            return ys.at[idx].set(_interpolate(d_acc, order, t_new, h, ti)), idx + 1
+
+        def more(carry):
+            _, idx = carry
+            return accept & (idx < ts.shape[0]) & (ts[jnp.minimum(idx, ts.shape[0] - 1)] <= t_reach)
+
+        ys, save = jax.lax.while_loop(more, fill, (s["ys"], s["save"]))
+
+        n_equal_acc = n_equal + 1
+        change = accept & (n_equal_acc >= order + 1)
+        em = jnp.where(order > 1, _rms(error_const[order - 1] * d_acc[order] / scale_new), jnp.inf)
+        ep = jnp.where(
+            order < MAX_ORDER,
+            _rms(error_const[jnp.minimum(order + 1, MAX_ORDER)] * d_acc[order + 2] / scale_new),
+            jnp.inf,
+        )
+        norms = jnp.stack([em, error_norm, ep])
+        factors = norms ** (-1.0 / (order + jnp.arange(3.0)))
+        new_order = order + jnp.argmax(factors) - 1
+        order_factor = jnp.minimum(MAX_FACTOR, safety * jnp.max(factors))
+
+        # ---- the next state
+        order_next = jnp.where(change, new_order, order)
+        factor = jnp.where(
+            halve, 0.5, jnp.where(shrink, err_factor, jnp.where(change, order_factor, 1.0))
+        )
+        d_next = jnp.where(accept, d_acc, d)
+        d_next = jnp.where(factor != 1.0, _change_d(d_next, order_next, factor), d_next)
+        h_next = h * factor
+        t_next = jnp.where(accept, t_reach, t)
+
+        def restart(_):
+            return start_differences(t_reach, y_new, t_stop_of(s["stop"] + 1))
+
+        d_next, h_next = jax.lax.cond(at_jump, restart, lambda _: (d_next, h_next), None)
+        order_next = jnp.where(at_jump, 1, order_next)
+        out = dict(
+            t=t_next,
+            d=d_next,
+            h=h_next,
+            order=order_next,
+            n_equal=jnp.where(
+                accept,
+                jnp.where(change | at_jump, 0, n_equal_acc),
+                jnp.where(retry_jac, n_equal, 0),
+            ),
+            jac=jmat,
+            lu=lu,
+            lu_valid=~(halve | change | at_jump | retry_jac),
+            jac_current=jac_current & ~accept,
+            need_jac=retry_jac,
+            stop=s["stop"] + at_jump,
+            save=save,
+            ys=ys,
+            status=jnp.where(too_small, 1, 0),
+            attempts=s["attempts"] + 1,
+            accepted=s["accepted"] + accept,
+            rejected=s["rejected"] + (halve | shrink),
+            nfev=s["nfev"] + n_iter + jnp.where(at_jump, 2, 0),
+            njev=s["njev"] + need_jac,
+            nlu=s["nlu"] + ~lu_valid,
+            meter=s["meter"],
+        )
+        out["meter"] = jax.lax.cond(
+            accept,
+            lambda m: meter.step(m, (t_next - t0) / jnp.where(span > 0, span, 1.0)),
+            lambda m: m,
+            s["meter"],
+        )
+        # a step too small to take changes nothing (the run stops with this state)
+        return jax.tree.map(lambda new, old: jnp.where(too_small, old, new), out, s) | {
+            "status": out["status"],
+            "attempts": out["attempts"],
+        }
+
+    final = jax.lax.while_loop(cond, body, state)
+    meter.close(final["meter"])
+    result = diffrax.RESULTS.where(
+        final["t"] >= t1,
+        diffrax.RESULTS.successful,
+        diffrax.RESULTS.where(
+            final["status"] == 1, diffrax.RESULTS.dt_min_reached, diffrax.RESULTS.max_steps_reached
+        ),
+    )
+    stats = {
+        "num_steps": final["attempts"],
+        "num_accepted_steps": final["accepted"],
+        "num_rejected_steps": final["rejected"],
+        "num_rhs": final["nfev"],
+        "num_jacobian": final["njev"],
+        "num_lu": final["nlu"],
+    }
+    return BDFSolution(final["ys"], result, stats)
