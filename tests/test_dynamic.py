@@ -145,7 +145,10 @@ def test_joint_thermal_state_is_a_fixed_point_of_evolve_and_steady_state():
     # error-controlled response to it, within a few atol = 1e-12 (measured 8e-13)
     assert np.max(np.abs(ev.n.values - np.asarray(m.split(y_eq)[0]))) < 1e-11
     assert np.max(np.abs(ev.boson_occupation.values - np.asarray(m.split(y_eq)[1][0]))) < 1e-11
-    st = solvers.steady_state(m, start="thermal")
+    # tol=1e-12 (tighter than the default 1e-11, so the check below is no weaker): the
+    # Newton program is compiled for (model structure, tol) and test_datasets_and_restart
+    # solves a model of this structure at tol=1e-12, so the two share one compilation
+    st = solvers.steady_state(m, start="thermal", tol=1e-12)
     assert st.attrs["solver.residual"] < 1e-11 and st.attrs["solver.iterations"] == 0
     # the effective (energy-matched) boson temperature of a thermal state is T itself
     np.testing.assert_allclose(st.boson_temperature.values, T_QP, rtol=1e-10)
@@ -302,8 +305,12 @@ def test_structured_jacobian_matches_jacfwd(name):
 # --------------------------------------------------------------------------- datasets
 
 
-@pytest.mark.slow  # ~40 s: compiles steady_state, evolve and the dataset builder anew
+@pytest.mark.slow  # compiles the static-bath steady state and the dataset builder
 def test_datasets_and_restart(tmp_path):
+    # the model has the structure of the one in
+    # test_joint_thermal_state_is_a_fixed_point_of_evolve_and_steady_state (other parameter
+    # values), and the solver calls below match its options (steady tol=1e-12; evolve with
+    # tsit5 and three save times): JAX reuses those compiled programs
     m = model((multimode(0.3, 30.0), kinetics.Phonons(tau0=200.0, t_ph=T_QP)))
     st = solvers.steady_state(m, tol=1e-12)
     assert st.attrs["solver.status"] == "success"
@@ -319,7 +326,7 @@ def test_datasets_and_restart(tmp_path):
     solvers.save(st, path)
     assert solvers.load(path).identical(st)
     # evolve: starts from the dataset's state (bosons included) and stays there
-    ev = solvers.evolve(m, [0.0, 10.0], n0=st, solver="tsit5", progress=False)
+    ev = solvers.evolve(m, [0.0, 5.0, 10.0], n0=st, solver="tsit5", progress=False)
     assert ev.boson_occupation.dims == ("time", "omega")
     np.testing.assert_allclose(
         ev.boson_occupation.values[0], st.boson_occupation.values, rtol=1e-14, atol=1e-30
