@@ -26,6 +26,7 @@ D = kinetics.DynamicBosons
 
 
 # jitted once per model structure (parameters are arrays: new values do not recompile)
+rhs = eqx.filter_jit(lambda m, t, y: m.rhs(t, y))  # one program, not ~10 s of op-by-op
 rhs_at_gap = eqx.filter_jit(lambda m, y, delta: m.rhs_at_gap(0.0, y, delta))
 deposits = eqx.filter_jit(lambda m, y, delta: m.boson_deposits(0.0, y, delta))
 jacobian = eqx.filter_jit(lambda m, t, y: m.jacobian(t, y))
@@ -136,10 +137,10 @@ def test_joint_thermal_state_is_a_fixed_point_of_evolve_and_steady_state():
     m = model((multimode(T_QP, 30.0), kinetics.Phonons(tau0=200.0, t_ph=T_QP)))
     y_eq = m.initial_state()
     assert y_eq.shape == (m.state_size,) and m.state_size == GRID.n + 24
-    scale = np.max(np.abs(np.asarray(m.rhs(0.0, nonthermal(m)))))
+    scale = np.max(np.abs(np.asarray(rhs(m, 0.0, nonthermal(m)))))
     # beta = ln(1 + 1/N) interpolation is exact for n_B, so every event bracket vanishes:
     # rounding only (as tests/test_model.py::test_thermal_state_is_a_fixed_point)
-    assert np.max(np.abs(np.asarray(m.rhs(0.0, y_eq)))) < 1e-12 * scale
+    assert np.max(np.abs(np.asarray(rhs(m, 0.0, y_eq)))) < 1e-12 * scale
     ev = solvers.evolve(m, np.linspace(0.0, 100.0, 3), solver="tsit5", progress=False)
     # the rhs is rounding (~1e-17) there; what the state may pick up is the integrator's
     # error-controlled response to it, within a few atol = 1e-12 (measured 8e-13)

@@ -206,8 +206,23 @@ def test_interrupted_sweep_resumes_only_the_missing_points(tmp_path):
     assert again.attrs["sweep.run_id"] == ds.attrs["sweep.run_id"]
 
 
-def test_local_cluster_through_the_scheduler_address_resumes(tmp_path):
+@pytest.fixture(scope="module")
+def local_cluster():
+    """One real two-process LocalCluster for the module's cluster tests: its start and each
+    worker's JAX import are paid once (test_a_worker_that_dies_loses_no_point kills one of
+    its workers; the nanny starts a fresh one, as it would for a lone cluster)."""
     distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        yield cluster
+
+
+def test_local_cluster_through_the_scheduler_address_resumes(tmp_path, local_cluster):
     out = tmp_path / "cluster.nc"
     params = {"omega0_ratio": OMEGA, "t_cav_ratio": T_CAV}
     kw = dict(kind="perturbative", output=out, chunk_size=1, progress=False)
@@ -217,14 +232,7 @@ def test_local_cluster_through_the_scheduler_address_resumes(tmp_path):
             solvers.sweep(cavity, params, **kw)
     finally:
         _INTERRUPT_AT.clear()
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster:
-        ds = solvers.sweep(cavity, params, scheduler=cluster.scheduler_address, **kw)
+    ds = solvers.sweep(cavity, params, scheduler=local_cluster.scheduler_address, **kw)
     assert ds.attrs["sweep.backend"].startswith("dask.distributed scheduler tcp://127.0.0.1")
     assert ds.attrs["sweep.points_resumed"] == 3 and ds.attrs["sweep.points_computed"] == 3
     workers = set(__import__("json").loads(ds.attrs["sweep.compile_time_per_worker_s"]))
@@ -318,26 +326,18 @@ def dies_once(omega0_ratio, t_cav_ratio, *, marker):
 
 
 @pytest.mark.slow
-def test_a_worker_that_dies_loses_no_point(tmp_path):
-    distributed = pytest.importorskip("distributed")
+def test_a_worker_that_dies_loses_no_point(tmp_path, local_cluster):
     params = {"omega0_ratio": OMEGA, "t_cav_ratio": T_CAV}
     factory = functools.partial(dies_once, marker=str(tmp_path / "died"))
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster:
-        ds = solvers.sweep(
-            factory,
-            params,
-            kind="perturbative",
-            output=tmp_path / "m.nc",
-            chunk_size=1,
-            scheduler=cluster.scheduler_address,
-            progress=False,
-        )
+    ds = solvers.sweep(
+        factory,
+        params,
+        kind="perturbative",
+        output=tmp_path / "m.nc",
+        chunk_size=1,
+        scheduler=local_cluster.scheduler_address,
+        progress=False,
+    )
     assert (tmp_path / "died").exists()  # a worker did die
     # dask ran the lost task again on a live worker: every point once, none missing
     assert (ds.status.values == "success").all() and ds.attrs["sweep.points_computed"] == 6
