@@ -15,9 +15,10 @@ package versions, git commit and date):
   (``Model.rhs``) and the same structured Jacobian (``Model.jacobian``):
   ``default`` (``solvers.evolve(solver="auto")``), explicit ``tsit5`` and implicit
   ``kvaerno5`` (diffrax), the project's ``bdf`` (solvers._bdf: variable-order BDF that
-  keeps its Jacobian and LU across steps, in one compiled loop), ``scipy-bdf`` and ``scipy-radau`` (``solve_ivp`` with the
-  Jacobian as ``jac``), ``cvode`` (SUNDIALS CVODE BDF through scikit-sundae, dense
-  linear solver, Jacobian callback), and ``steady`` (Newton, the t -> inf limit).
+  keeps its Jacobian and LU across steps, in one compiled loop), ``scipy-bdf`` and
+  ``scipy-radau`` (``solve_ivp`` with the Jacobian as ``jac``), ``cvode`` (SUNDIALS
+  CVODE BDF through scikit-sundae, dense linear solver, Jacobian callback), and
+  ``steady`` (Newton, the t -> inf limit).
 - ``compile``: compilations in a 10-point parameter sweep (only values change).
 
 Regimes (issue 6):
@@ -55,7 +56,7 @@ import kinetics  # noqa: I001  (enables float64 before any JAX work)
 import solvers
 from kinetics._units import to_internal
 
-from .solvers import (
+from ._common import (
     SOURCE_DIGEST,
     PeakRSS,
     _clean,
@@ -113,9 +114,25 @@ AGREE = {"a": 3e-6, "b": 2e-3}
 
 
 def _row(regime, n, method, **kw):
-    row = dict(regime=regime, N=n, method=method, picked=None, status="ok", compile_s=None,
-               run_s=None, runs_s=[], reps=0, accepted=None, rejected=None, nfev=None,
-               njev=None, nlu=None, peak_rss_mib=None, rel_gap_change=None, note="")
+    row = dict(
+        regime=regime,
+        N=n,
+        method=method,
+        picked=None,
+        status="ok",
+        compile_s=None,
+        run_s=None,
+        runs_s=[],
+        reps=0,
+        accepted=None,
+        rejected=None,
+        nfev=None,
+        njev=None,
+        nlu=None,
+        peak_rss_mib=None,
+        rel_gap_change=None,
+        note="",
+    )
     row.update(kw)
     return row
 
@@ -132,31 +149,68 @@ def bench_kernels(regime, n, model, rows):
     x = jnp.asarray(np.random.default_rng(0).standard_normal((n, n)))
     ref = jax.jit(lambda x: jnp.sum(jnp.exp(x) * x, axis=1))
     _, r_ref, _ = time_kernel(ref, x)
-    rows.append(_row(regime, n, "ref-kernel", run_s=r_ref, reps=5,
-                     note=f"{r_ref / n**2 * 1e9:.2f} ns/element"))
+    rows.append(
+        _row(
+            regime,
+            n,
+            "ref-kernel",
+            run_s=r_ref,
+            reps=5,
+            note=f"{r_ref / n**2 * 1e9:.2f} ns/element",
+        )
+    )
     rhs_jit = jax.jit(lambda t, y: model.rhs(t, y))
     jac_jit = jax.jit(lambda t, y: model.jacobian(t, y))
     c, r_rhs, f = time_kernel(rhs_jit, 0.0, y0, reps=7)
     tmp = _temp_mib(rhs_jit, 0.0, y0)
-    rows.append(_row(regime, n, "rhs", compile_s=c, run_s=r_rhs, reps=7,
-                     note=f"= {r_rhs / r_ref:.1f} ref passes; XLA temp {tmp or 0:.0f} MiB, "
-                     f"{f} page faults/call"))
+    rows.append(
+        _row(
+            regime,
+            n,
+            "rhs",
+            compile_s=c,
+            run_s=r_rhs,
+            reps=7,
+            note=f"= {r_rhs / r_ref:.1f} ref passes; XLA temp {tmp or 0:.0f} MiB, "
+            f"{f} page faults/call",
+        )
+    )
     c, r_jac, f = time_kernel(jac_jit, 0.0, y0, reps=5)
     tmp = _temp_mib(jac_jit, 0.0, y0)
-    rows.append(_row(regime, n, "jacobian", compile_s=c, run_s=r_jac, reps=5,
-                     note=f"= {r_jac / r_rhs:.1f} rhs; XLA temp {tmp or 0:.0f} MiB"))
+    rows.append(
+        _row(
+            regime,
+            n,
+            "jacobian",
+            compile_s=c,
+            run_s=r_jac,
+            reps=5,
+            note=f"= {r_jac / r_rhs:.1f} rhs; XLA temp {tmp or 0:.0f} MiB",
+        )
+    )
     a = jac_jit(0.0, y0) * 100.0 - jnp.eye(n)
     mm = jax.jit(lambda a: a @ a)
     _, r_mm, _ = time_kernel(mm, a, reps=3)
     lu = jax.jit(jax.scipy.linalg.lu_factor)
-    _, r_lu, _ = time_kernel(lu, a, reps=3)
+    with threadpool_limits(limits=1, user_api="blas"):  # as evolve / steady_state run it
+        _, r_lu, _ = time_kernel(lu, a, reps=3)
     gf = 2.0 * n**3 / r_mm / 1e9
     rows.append(_row(regime, n, "matmul", run_s=r_mm, reps=3, note=f"{gf:.1f} GFLOP/s"))
-    rows.append(_row(regime, n, "lu", run_s=r_lu, reps=3,
-                     note=f"{2 * n**3 / 3 / r_lu / 1e9:.1f} GFLOP/s = {r_lu / r_mm:.2f} matmul "
-                     f"(ideal 0.33)"))
-    log(f"  [{regime} N={n}] ref {_fmt_t(r_ref)} rhs {_fmt_t(r_rhs)} jac {_fmt_t(r_jac)} "
-        f"lu {_fmt_t(r_lu)} matmul {_fmt_t(r_mm)}")
+    rows.append(
+        _row(
+            regime,
+            n,
+            "lu",
+            run_s=r_lu,
+            reps=3,
+            note=f"{2 * n**3 / 3 / r_lu / 1e9:.1f} GFLOP/s = {r_lu / r_mm:.2f} matmul "
+            f"(ideal 0.33); OpenBLAS 1 thread, as in the solvers",
+        )
+    )
+    log(
+        f"  [{regime} N={n}] ref {_fmt_t(r_ref)} rhs {_fmt_t(r_rhs)} jac {_fmt_t(r_jac)} "
+        f"lu {_fmt_t(r_lu)} matmul {_fmt_t(r_mm)}"
+    )
     return rhs_jit, jac_jit, r_rhs
 
 
@@ -165,19 +219,33 @@ def _evolve_row(regime, model, t_save, name, reps, long_s):
     n = model.grid.n
 
     def call():
-        return solvers.evolve(model, t_save, solver=name, rtol=RTOL, atol=ATOL,
-                              progress=False, max_steps=MAX_STEPS)
+        return solvers.evolve(
+            model, t_save, solver=name, rtol=RTOL, atol=ATOL, progress=False, max_steps=MAX_STEPS
+        )
 
-    picked = name if name != "auto" else solvers.choose_solver(
-        model, model.initial_state(), float(t_save[-1] - t_save[0]))
+    picked = (
+        name
+        if name != "auto"
+        else solvers.choose_solver(model, model.initial_state(), float(t_save[-1] - t_save[0]))
+    )
     with PeakRSS() as mem:
         t = time.perf_counter()
         try:  # ahead-of-time compile of the integrator program evolve() runs
             from solvers import _evolve
 
             _evolve._solve.lower(
-                model, model.initial_state(), jnp.asarray(t_save[0]), jnp.asarray(t_save[-1]),
-                jnp.asarray(t_save), picked, RTOL, ATOL, MAX_STEPS, None, (), False,
+                model,
+                model.initial_state(),
+                jnp.asarray(t_save[0]),
+                jnp.asarray(t_save[-1]),
+                jnp.asarray(t_save),
+                picked,
+                RTOL,
+                ATOL,
+                MAX_STEPS,
+                None,
+                (),
+                False,
             ).compile()
             how = "aot"
         except Exception as exc:  # private API changed: first call minus warm call
@@ -194,10 +262,21 @@ def _evolve_row(regime, model, t_save, name, reps, long_s):
     picked = a["solver.name"]
     acc, rej = int(a["solver.num_accepted_steps"]), int(a["solver.num_rejected_steps"])
     steps = acc + rej
-    row = _row(regime, n, name, picked=picked, compile_s=compile_s, run_s=run, runs_s=times,
-               reps=len(times), accepted=acc, rejected=rej,
-               peak_rss_mib=mem.peak_mib, status=str(a["solver.status"]),
-               rel_gap_change=float(ds.relative_gap_change.values[-1]))
+    row = _row(
+        regime,
+        n,
+        name,
+        picked=picked,
+        compile_s=compile_s,
+        run_s=run,
+        runs_s=times,
+        reps=len(times),
+        accepted=acc,
+        rejected=rej,
+        peak_rss_mib=mem.peak_mib,
+        status=str(a["solver.status"]),
+        rel_gap_change=float(ds.relative_gap_change.values[-1]),
+    )
     if picked in ("tsit5", "dopri5"):
         row["nfev"] = 6 * steps + 2  # FSAL: 6 new stages per step, + initial dt estimate
         row["njev"] = row["nlu"] = 0
@@ -232,17 +311,34 @@ def _scipy_row(regime, model, t_save, method, rhs_jit, jac_jit, reps, long_s):
 
     def call():
         with threadpool_limits(limits=1, user_api="blas"):
-            return solve_ivp(fun, (float(t_save[0]), float(t_save[-1])), y0, method=method,
-                             jac=jac, rtol=RTOL, atol=ATOL)
+            return solve_ivp(
+                fun,
+                (float(t_save[0]), float(t_save[-1])),
+                y0,
+                method=method,
+                jac=jac,
+                rtol=RTOL,
+                atol=ATOL,
+            )
 
     with PeakRSS() as mem:
         times, sol, cpu = _repeat(call, reps, long_s)
-    return _row(regime, n, f"scipy-{method.lower()}", run_s=min(times), runs_s=times,
-                reps=len(times), accepted=len(sol.t) - 1, nfev=int(sol.nfev), njev=int(sol.njev),
-                nlu=int(sol.nlu), peak_rss_mib=mem.peak_mib,
-                rel_gap_change=_gap_change(model, sol.y[:, -1]),
-                status="success" if sol.status == 0 else "failed",
-                note="" if sol.status == 0 else str(sol.message))
+    return _row(
+        regime,
+        n,
+        f"scipy-{method.lower()}",
+        run_s=min(times),
+        runs_s=times,
+        reps=len(times),
+        accepted=len(sol.t) - 1,
+        nfev=int(sol.nfev),
+        njev=int(sol.njev),
+        nlu=int(sol.nlu),
+        peak_rss_mib=mem.peak_mib,
+        rel_gap_change=_gap_change(model, sol.y[:, -1]),
+        status="success" if sol.status == 0 else "failed",
+        note="" if sol.status == 0 else str(sol.message),
+    )
 
 
 def _cvode_row(regime, model, t_save, rhs_jit, jac_jit, reps, long_s):
@@ -265,8 +361,15 @@ def _cvode_row(regime, model, t_save, rhs_jit, jac_jit, reps, long_s):
     def call():
         counts.update(f=0, j=0, steps=0)
         with threadpool_limits(limits=1, user_api="blas"):
-            s = CVODE(rhsfn, method="BDF", rtol=RTOL, atol=ATOL, linsolver="dense",
-                      jacfn=jacfn, max_num_steps=100_000)
+            s = CVODE(
+                rhsfn,
+                method="BDF",
+                rtol=RTOL,
+                atol=ATOL,
+                linsolver="dense",
+                jacfn=jacfn,
+                max_num_steps=100_000,
+            )
             s.init_step(float(t_save[0]), y0)
             t1 = float(t_save[-1])
             while True:  # one internal step at a time: counts the steps
@@ -278,12 +381,22 @@ def _cvode_row(regime, model, t_save, rhs_jit, jac_jit, reps, long_s):
     with PeakRSS() as mem:
         times, (res, c), cpu = _repeat(call, reps, long_s)
     y = np.asarray(res.y).reshape(-1)
-    return _row(regime, n, "cvode", run_s=min(times), runs_s=times, reps=len(times),
-                accepted=c["steps"], nfev=c["f"], njev=c["j"], peak_rss_mib=mem.peak_mib,
-                rel_gap_change=_gap_change(model, y),
-                status="success" if res.success else "failed",
-                note="nlu: not exposed (CVODE refactors on its own schedule); " +
-                ("" if res.success else str(res.message)))
+    return _row(
+        regime,
+        n,
+        "cvode",
+        run_s=min(times),
+        runs_s=times,
+        reps=len(times),
+        accepted=c["steps"],
+        nfev=c["f"],
+        njev=c["j"],
+        peak_rss_mib=mem.peak_mib,
+        rel_gap_change=_gap_change(model, y),
+        status="success" if res.success else "failed",
+        note="nlu: not exposed (CVODE refactors on its own schedule); "
+        + ("" if res.success else str(res.message)),
+    )
 
 
 def _steady_row(regime, model, reps, long_s):
@@ -298,20 +411,36 @@ def _steady_row(regime, model, reps, long_s):
         first = time.perf_counter() - t
         times, ds, cpu = _repeat(call, max(reps, 2), long_s)
     a = ds.attrs
-    return _row(regime, n, "steady", compile_s=max(first - min(times), 0.0), run_s=min(times),
-                runs_s=times, reps=len(times), accepted=int(a["solver.iterations"]),
-                peak_rss_mib=mem.peak_mib, status=str(a["solver.status"]),
-                rel_gap_change=float(np.asarray(ds.relative_gap_change.values).reshape(-1)[-1]),
-                note=f"Newton {int(a['solver.iterations'])} it. (acc column), residual "
-                f"{float(a['solver.residual']):.1e}; t -> inf limit")
+    return _row(
+        regime,
+        n,
+        "steady",
+        compile_s=max(first - min(times), 0.0),
+        run_s=min(times),
+        runs_s=times,
+        reps=len(times),
+        accepted=int(a["solver.iterations"]),
+        peak_rss_mib=mem.peak_mib,
+        status=str(a["solver.status"]),
+        rel_gap_change=float(np.asarray(ds.relative_gap_change.values).reshape(-1)[-1]),
+        note=f"Newton {int(a['solver.iterations'])} it. (acc column), residual "
+        f"{float(a['solver.residual']):.1e}; t -> inf limit",
+    )
 
 
 def _estimate(method, regime, n, history, r_rhs, stiff_t):
     """Estimated run [s] of a method at this N from its run at the largest smaller N
     scaled by the rhs cost growth (N^2) -- or, for tsit5 on a stiff problem, from the
     number of explicit steps stability forces (|lambda| T / 3.5) x 6 rhs."""
-    prev = [h for h in history if h["regime"] == regime and h["method"] == method
-            and h["N"] < n and h.get("run_s") and h.get("status") in ("ok", "success")]
+    prev = [
+        h
+        for h in history
+        if h["regime"] == regime
+        and h["method"] == method
+        and h["N"] < n
+        and h.get("run_s")
+        and h.get("status") in ("ok", "success")
+    ]
     if prev:
         h = max(prev, key=lambda h: h["N"])
         return h["run_s"] * (n / h["N"]) ** (3 if method in ("kvaerno5", "scipy-radau") else 2.3)
@@ -333,21 +462,43 @@ def bench_solvers(regime, n, model, t_save, rhs_jit, jac_jit, r_rhs, args, histo
             log(f"  [{regime} N={n}] {method}: {note}")
             continue
         if method == picked and "default" in args.methods:
-            rows.append(_row(regime, n, method, status="skipped",
-                             note="= the default row (same compiled program)"))
+            rows.append(
+                _row(
+                    regime,
+                    n,
+                    method,
+                    status="skipped",
+                    note="= the default row (same compiled program)",
+                )
+            )
             continue
-        log(f"  [{regime} N={n}] {method} (est {est and round(est)} s, load "
-            f"{os.getloadavg()[0]:.2f}) ...")
+        log(
+            f"  [{regime} N={n}] {method} (est {est and round(est)} s, load "
+            f"{os.getloadavg()[0]:.2f}) ..."
+        )
         t = time.perf_counter()
         try:
             if method in ("default", "tsit5", "bdf", "kvaerno5"):
-                row = _evolve_row(regime, model, t_save, "auto" if method == "default" else method,
-                                  args.repeats, args.long_s)
+                row = _evolve_row(
+                    regime,
+                    model,
+                    t_save,
+                    "auto" if method == "default" else method,
+                    args.repeats,
+                    args.long_s,
+                )
                 row["method"] = method
             elif method in ("scipy-bdf", "scipy-radau"):
-                row = _scipy_row(regime, model, t_save, method.split("-")[1].upper()
-                                 if method == "scipy-bdf" else "Radau", rhs_jit, jac_jit,
-                                 args.repeats, args.long_s)
+                row = _scipy_row(
+                    regime,
+                    model,
+                    t_save,
+                    method.split("-")[1].upper() if method == "scipy-bdf" else "Radau",
+                    rhs_jit,
+                    jac_jit,
+                    args.repeats,
+                    args.long_s,
+                )
             elif method == "cvode":
                 row = _cvode_row(regime, model, t_save, rhs_jit, jac_jit, args.repeats, args.long_s)
             elif method == "steady":
@@ -361,20 +512,72 @@ def bench_solvers(regime, n, model, t_save, rhs_jit, jac_jit, r_rhs, args, histo
         if method == "default":
             row["note"] = f"picked {row['picked']} (|lambda|T = {stiff_t:.3g}); " + row["note"]
         rows.append(row)
-        log(f"  [{regime} N={n}] {method}: run {_fmt_t(row['run_s'])}, delta "
-            f"{row['rel_gap_change']}, {row['status']} {row['note']}")
-    finals = {r["method"]: r["rel_gap_change"] for r in rows if r["rel_gap_change"] is not None
-              and (r["method"] in INTEGRATORS or regime == "b")}
+        log(
+            f"  [{regime} N={n}] {method}: run {_fmt_t(row['run_s'])}, delta "
+            f"{row['rel_gap_change']}, {row['status']} {row['note']}"
+        )
+    finals = {
+        r["method"]: r["rel_gap_change"]
+        for r in rows
+        if r["rel_gap_change"] is not None and (r["method"] in INTEGRATORS or regime == "b")
+    }
     warns = []
     if len(finals) >= 2:
         med = statistics.median(finals.values())
         spread = max(abs(v - med) for v in finals.values()) / abs(med)
-        warns.append(f"N={n}: final dDelta/Delta0 of {len(finals)} methods agree to {spread:.2e} "
-                     f"relative (tolerance {AGREE[regime]:g})")
+        warns.append(
+            f"N={n}: final dDelta/Delta0 of {len(finals)} methods agree to {spread:.2e} "
+            f"relative (tolerance {AGREE[regime]:g})"
+        )
         for m, v in finals.items():
             if abs(v - med) / abs(med) > AGREE[regime]:
                 warns.append(f"WARNING N={n}: {m} = {v:.10g} differs from the median {med:.10g}")
     return rows, warns
+
+
+# ---------------------------------------------------------------- scaling
+SCALED = (
+    "rhs",
+    "jacobian",
+    "lu",
+    "matmul",
+    "ref-kernel",
+    "default",
+    "bdf",
+    "tsit5",
+    "cvode",
+    "scipy-bdf",
+    "scipy-radau",
+    "kvaerno5",
+    "steady",
+)
+
+
+def scaling(rows):
+    """Least-squares exponent p of run ~ N^p per (regime, method) over the sizes measured
+    (from N = 500 on when there are three or more: N = 250 is overhead-dominated)."""
+    out = []
+    for regime in sorted({r["regime"] for r in rows}):
+        for method in SCALED:
+            pts = sorted(
+                (r["N"], r["run_s"])
+                for r in rows
+                if r["regime"] == regime and r["method"] == method and r.get("run_s")
+            )
+            if len(pts) >= 3:
+                pts = (
+                    [p for p in pts if p[0] >= 500]
+                    if len([p for p in pts if p[0] >= 500]) >= 2
+                    else pts
+                )
+            if len(pts) < 2:
+                continue
+            ns, ts = np.array(pts, dtype=float).T
+            p = float(np.polyfit(np.log(ns), np.log(ts), 1)[0])
+            out.append(
+                {"regime": regime, "method": method, "sizes": [int(x) for x in ns], "exponent": p}
+            )
+    return out
 
 
 # ---------------------------------------------------------------- recompilation
@@ -390,10 +593,21 @@ def bench_compile(n):
     rows = []
     try:
         for label, make, call in (
-            ("evolve (a), eta x 10 values", lambda s: _scaled(regime_a(n)[0], s),
-             lambda m: solvers.evolve(m, np.linspace(0, 1e4, 11), progress=False)),
-            ("steady (b), P x 10 values", lambda s: regime_b(n, power=1e-8 * s)[0],
-             lambda m: solvers.steady_state(m)),
+            (
+                "evolve (a), eta x 10 values",
+                lambda s: _scaled(regime_a(n)[0], s),
+                lambda m: solvers.evolve(m, np.linspace(0, 1e4, 11), progress=False),
+            ),
+            (
+                "evolve (b) (bdf), P x 10 values",
+                lambda s: regime_b(n, power=1e-8 * s)[0],
+                lambda m: solvers.evolve(m, regime_b(n)[1], progress=False),
+            ),
+            (
+                "steady (b), P x 10 values",
+                lambda s: regime_b(n, power=1e-8 * s)[0],
+                lambda m: solvers.steady_state(m),
+            ),
         ):
             per = []
             t = time.perf_counter()
@@ -401,9 +615,16 @@ def bench_compile(n):
                 c0 = counts["n"]
                 call(make(float(s)))
                 per.append(counts["n"] - c0)
-            rows.append({"study": label, "N": n, "compiles_per_point": per,
-                         "first": per[0], "after_first": sum(per[1:]),
-                         "wall_s": time.perf_counter() - t})
+            rows.append(
+                {
+                    "study": label,
+                    "N": n,
+                    "compiles_per_point": per,
+                    "first": per[0],
+                    "after_first": sum(per[1:]),
+                    "wall_s": time.perf_counter() - t,
+                }
+            )
             log(f"  compile: {label}: {per}")
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
@@ -422,17 +643,30 @@ COLS = [
     ("method", 11, lambda r: r["method"]),
     ("compile", 9, lambda r: _fmt_t(r["compile_s"])),
     ("run", 10, lambda r: _fmt_t(r["run_s"])),
-    ("acc/rej", 9, lambda r: "-" if r["accepted"] is None else
-     f"{r['accepted']}/{'-' if r['rejected'] is None else r['rejected']}"),
+    (
+        "acc/rej",
+        9,
+        lambda r: (
+            "-"
+            if r["accepted"] is None
+            else f"{r['accepted']}/{'-' if r['rejected'] is None else r['rejected']}"
+        ),
+    ),
     ("nfev", 6, lambda r: "-" if r["nfev"] is None else str(r["nfev"])),
     ("njev", 5, lambda r: "-" if r["njev"] is None else str(r["njev"])),
     ("nlu", 5, lambda r: "-" if r["nlu"] is None else str(r["nlu"])),
     ("peakMiB", 7, lambda r: "-" if r["peak_rss_mib"] is None else f"{r['peak_rss_mib']:.0f}"),
-    ("dDelta/D0 final", 16, lambda r: "-" if r["rel_gap_change"] is None
-     else f"{r['rel_gap_change']:.10g}"),
+    (
+        "dDelta/D0 final",
+        16,
+        lambda r: "-" if r["rel_gap_change"] is None else f"{r['rel_gap_change']:.10g}",
+    ),
     ("load", 4, lambda r: "-" if r.get("loadavg1") is None else f"{r['loadavg1']:.1f}"),
-    ("note", 0, lambda r: r["note"] if r["status"] in ("ok", "success")
-     else f"[{r['status']}] {r['note']}"),
+    (
+        "note",
+        0,
+        lambda r: r["note"] if r["status"] in ("ok", "success") else f"[{r['status']}] {r['note']}",
+    ),
 ]
 
 
@@ -454,10 +688,12 @@ def main(argv=None):
     p.add_argument("--methods", nargs="+", default=list(INTEGRATORS) + ["steady"])
     p.add_argument("--studies", nargs="+", default=["kernels", "solvers", "compile"])
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--long-s", type=float, default=30.0,
-                   help="stop repeating after one run this long")
-    p.add_argument("--budget-s", type=float, default=240.0,
-                   help="skip a peer whose estimated run exceeds this")
+    p.add_argument(
+        "--long-s", type=float, default=30.0, help="stop repeating after one run this long"
+    )
+    p.add_argument(
+        "--budget-s", type=float, default=240.0, help="skip a peer whose estimated run exceeds this"
+    )
     p.add_argument("--quick", action="store_true", help="N = 250, one repeat (smoke test)")
     p.add_argument("--json", default="benchmarks/results.json")
     args = p.parse_args(argv)
@@ -465,8 +701,13 @@ def main(argv=None):
         args.sizes, args.repeats = [250], 1
     header = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": machine_info(), "versions": versions(), "git": git_info(),
-        "sources": SOURCE_DIGEST, "argv": sys.argv[1:], "rtol": RTOL, "atol": ATOL,
+        "machine": machine_info(),
+        "versions": versions(),
+        "git": git_info(),
+        "sources": SOURCE_DIGEST,
+        "argv": sys.argv[1:],
+        "rtol": RTOL,
+        "atol": ATOL,
         "threads": "scipy/CVODE: OpenBLAS 1 thread (threadpoolctl); XLA: its own pool",
     }
     try:
@@ -477,8 +718,10 @@ def main(argv=None):
         header["versions"]["scikit-sundae"] = None
     results = {"header": header, "kernels": [], "solvers": [], "compile": [], "notes": []}
     m = header["machine"]
-    print(f"# {header['date']}  {m.get('cpu_model')}, {m['cpu_count']} CPUs, "
-          f"{m.get('mem_total_gib')} GiB; load at start {m['loadavg_start']}")
+    print(
+        f"# {header['date']}  {m.get('cpu_model')}, {m['cpu_count']} CPUs, "
+        f"{m.get('mem_total_gib')} GiB; load at start {m['loadavg_start']}"
+    )
     print("# " + ", ".join(f"{k} {v}" for k, v in header["versions"].items() if v))
     print(f"# git {header['git']}; sources {SOURCE_DIGEST['sha256']}")
 
@@ -495,8 +738,9 @@ def main(argv=None):
             log(f"=== regime ({regime}) N = {n} ===")
             rhs_jit, jac_jit, r_rhs = bench_kernels(regime, n, model, krows)
             if "solvers" in args.studies:
-                rows, warns = bench_solvers(regime, n, model, t_save, rhs_jit, jac_jit, r_rhs,
-                                            args, results["solvers"])
+                rows, warns = bench_solvers(
+                    regime, n, model, t_save, rhs_jit, jac_jit, r_rhs, args, results["solvers"]
+                )
                 srows += rows
                 results["solvers"] += [_clean(r) for r in rows]
                 notes += warns
@@ -506,16 +750,27 @@ def main(argv=None):
         print(f"\n## kernels, regime ({regime}): {DESCRIPTION[regime]}")
         print(table(krows))
         if srows:
-            print(f"\n## solvers, regime ({regime}): {DESCRIPTION[regime]}; rtol {RTOL:g}, "
-                  f"atol {ATOL:g}")
+            print(
+                f"\n## solvers, regime ({regime}): {DESCRIPTION[regime]}; rtol {RTOL:g}, "
+                f"atol {ATOL:g}"
+            )
             print(table(srows, notes))
+    all_rows = results["kernels"] + results["solvers"]
+    results["scaling"] = scaling(all_rows)
+    if results["scaling"]:
+        print("\n## scaling: run time ~ N^p (least squares over the sizes listed)")
+        for r in results["scaling"]:
+            print(f"({r['regime']}) {r['method']:<12} p = {r['exponent']:.2f}   N = {r['sizes']}")
+        dump()
     if "compile" in args.studies:
         rows = bench_compile(min(args.sizes))
         results["compile"] = rows
         print("\n## compilations in a 10-point sweep (only parameter values change)")
         for r in rows:
-            print(f"N={r['N']}  {r['study']:<30} per point {r['compiles_per_point']}  "
-                  f"after the first: {r['after_first']}  ({r['wall_s']:.1f} s)")
+            print(
+                f"N={r['N']}  {r['study']:<30} per point {r['compiles_per_point']}  "
+                f"after the first: {r['after_first']}  ({r['wall_s']:.1f} s)"
+            )
         dump()
     print(f"\n(JSON: {args.json})")
 

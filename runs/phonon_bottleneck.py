@@ -103,7 +103,7 @@ def main(quick: bool = False, output: str | None = OUTPUT, progress: bool = True
         )
         y0 = n_eq * (1.0 + cfg["excess"])
         ev = solvers.evolve(
-            m, ts, n0=y0, solver="kvaerno5", rtol=1e-8, atol=1e-14, progress=progress
+            m, ts, n0=y0, solver="bdf", rtol=1e-8, atol=1e-14, progress=progress
         )
         d = ev.n_qp.values - nqp_eq
         late = ts >= 0.7 * tau_eig
