@@ -46,8 +46,12 @@ is interpolated linearly in u and the density of states is E'/xi' exactly.
 
 Layout and cost: the coefficient matrices are elementwise expressions of a few
 kernels (support fractions, J, coherence factors, N), and the operator is one
-fused reduction over an N x N array per bath: O(N^2) time and memory, no
-matrix products and no transposes.
+fused reduction over an N x N array per bath: O(N^2) time, O(N) memory, no
+matrix products and no transposes. W_ij is exactly the trapezoid weight or 0
+except at the <= 4 nodes per row and support whose cells a support end cuts, so
+the N x N pass only compares j with two integer bounds per support, and those
+cut nodes add their exact fractions from fixed-size gathers (O(N)); see
+``_ThermalBilinear``.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ from ._gap import thermal_distribution
 from ._grid import Grid
 
 _TINY = 1e-300
+_X_MAX = 700.0  # largest Omega / T in the Bose factors (e^700 is finite, e^710 is not)
 _BLOCK = 32  # rows per block of the fused passes (tiles of 32 x N stay in cache)
 
 
@@ -149,6 +154,18 @@ class _ThermalBilinear(Bilinear):
     at N = 1000, dominated by temporaries; see benchmarks/README.md). The matrices
     ``ma .. md`` and the process weights are still available (built on access).
 
+    Fast path (``apply``, ``jacobian``): the covered hat fraction W_ij of a support
+    [s_lo, s_hi] (index units) is exactly the trapezoid weight (1, 1/2 at the two
+    end nodes) for the nodes floor(s_lo) + 2 .. floor(s_hi) - 1, exactly 0 outside
+    floor(s_lo) .. floor(s_hi) + 1, and fractional only at the <= 4 cut nodes
+    floor(s_lo), floor(s_lo) + 1, floor(s_hi), floor(s_hi) + 1. The N x N pass
+    therefore tests two integer bounds per support instead of evaluating the
+    fractions, and the cut nodes (fixed-size gathers, 4 columns per support and
+    row) add their exact fractions, computed by the same ``_fractions``: O(N) work
+    that carries the steps' Delta dependence (floor is locally constant). The
+    straightforward form (``_apply_unblocked``, the matrices) is kept as the
+    reference that the tests compare against.
+
     Transcendental functions per matrix element: one ``expm1`` (the scattering Bose
     factor 1 / expm1(|E - E'| / T), exact for small arguments and 0 on overflow);
     the pair factor 1 / (e^{E/T} e^{E'/T} - 1) is an outer product of per-node
@@ -176,60 +193,88 @@ class _ThermalBilinear(Bilinear):
             su_lo=jnp.where(lo == 0, idx, s_of(e + lo)), su_hi=s_of(e + hi),
             sp_lo=s_of(lo - e), sp_hi=s_of(hi - e),
         )
+        jac = grid.dxi_du * grid.du
+        trap = jac.copy()
+        trap[0] *= 0.5
+        trap[-1] *= 0.5
+        # jac: xi'(u_j) du; trap: the same times the trapezoid weight of a whole hat
+        # (what W_ij is inside a support)
         self.col = dict(e=e, j=idx, rho=grid.gap_ratio(delta),
-                        jac=jnp.asarray(grid.dxi_du * grid.du))
+                        jac=jnp.asarray(jac), trap=jnp.asarray(trap))
         t_b = bath.temperature(t)
         self.t_b = t_b
         self.fast_occupation = type(bath).occupation is AbstractBath.occupation
         if self.fast_occupation:
-            self.safe_t = jnp.where(t_b > 0, t_b, 1.0)
-            a = jnp.exp(e / self.safe_t)  # e^{E/T}; inf on overflow gives N = 0 below
+            safe_t = jnp.where(t_b > 0, t_b, 1.0)
+            self.inv_t = 1.0 / safe_t
+            self.hot = jnp.where(t_b > 0, 1.0, 0.0)  # N = 0 in the vacuum
+            # e^{E/T}, E/T capped at 350 so that e^{E/T} e^{E'/T} stays finite (and its
+            # derivative too; N <= 1e-152 there)
+            a = jnp.exp(jnp.minimum(e * self.inv_t, 0.5 * _X_MAX))
             self.row["a"], self.col["a"] = a, a
         self.diag = self._diag
 
-    # ---- elementwise coefficients
+    # ---- elementwise coefficients (one implementation, shared by every path)
+    def _coherence_weights(self, rho_r, half_w, half_wr):
+        """weight x (c_s, c_p) from the column factors weight / 2 and weight rho' / 2:
+        c+- = (1 +- Delta^2 / (E E')) / 2 with rho = Delta / E (finite in the normal state)."""
+        plus, minus = half_w + half_wr * rho_r, half_w - half_wr * rho_r
+        return (plus, minus) if self.bath.coupling == "current" else (minus, plus)
+
+    def _scattering_occupation(self, om):
+        """N(Omega) at Omega > 0: 1 / expm1(Omega / T) (0 in the vacuum and on overflow)."""
+        if self.fast_occupation:
+            # (Omega / T capped at 700: N ~ 1e-304 there, and its derivative stays finite
+            # instead of inf / inf, which made d/dDelta NaN for cold baths)
+            return self.hot / jnp.expm1(jnp.minimum(om * self.inv_t, _X_MAX))
+        return self.bath.occupation(om, self.t)
+
+    def _pair_occupation(self, a_r, a_c, om):
+        """N(E + E') at E + E' > 0: 1 / (e^{E/T} e^{E'/T} - 1), an outer product."""
+        if self.fast_occupation:
+            return self.hot / (a_r * a_c - 1.0)
+        return self.bath.occupation(om, self.t)
+
+    def _scattering_kernel(self, r, c, active, weight):
+        """(k_s, N_s) of the scattering lines at |E - E'|: k_s = weight J c_s where
+        `active`, else 0; N_s = 0 where inactive and on the diagonal (its limit is
+        the `diag` term)."""
+        om = jnp.abs(r["e"] - c["e"])
+        c_scat, _ = self._coherence_weights(r["rho"], 0.5 * weight, 0.5 * weight * c["rho"])
+        j_s = self.bath.spectral_density(jnp.where(active, om, 1.0), self.t)
+        k_s = jnp.where(active, c_scat * j_s, 0.0)
+        ok = active & (om > 0)
+        occ = self._scattering_occupation(jnp.where(ok, om, 1.0))
+        return k_s, jnp.where(ok, occ, 0.0)
+
+    def _pair_kernel(self, r, c, active, weight):
+        """(k_p, N_p) of the pair line at E + E' (see ``_scattering_kernel``)."""
+        om = r["e"] + c["e"]
+        _, c_pair = self._coherence_weights(r["rho"], 0.5 * weight, 0.5 * weight * c["rho"])
+        j_p = self.bath.spectral_density(jnp.where(active, om, 1.0), self.t)
+        k_p = jnp.where(active, c_pair * j_p, 0.0)
+        ok = active & (om > 0)
+        if self.fast_occupation:
+            occ = self.hot / jnp.where(ok, r["a"] * c["a"] - 1.0, 1.0)
+        else:
+            occ = self._pair_occupation(None, None, jnp.where(ok, om, 1.0))
+        return k_p, jnp.where(ok, occ, 0.0)
+
     def _elements(self, r, c):
         """(m_down, m_up, m_pair, N_s, N_p) for row values r and column values c
-        (broadcasting: (N, 1) x (1, N) for the matrices, (N,) x (N,) for the diagonal)."""
-        bath, nn, t = self.bath, self.grid.n, self.t
+        (broadcasting: (N, 1) x (1, N) for the matrices, (N,) x (N,) for the diagonal),
+        with the covered fractions evaluated everywhere (the reference form)."""
+        nn = self.grid.n
         zero = jnp.zeros(())
+        m_down = m_up = m_pair = n_s = n_p = zero
         if self.scattering:
             w_down = _fractions(nn, r["sd_lo"] - c["j"], r["sd_hi"] - c["j"], c["j"])
             w_up = _fractions(nn, r["su_lo"] - c["j"], r["su_hi"] - c["j"], c["j"])
-        else:
-            w_down = w_up = zero
-        w_pair = (
-            _fractions(nn, r["sp_lo"] - c["j"], r["sp_hi"] - c["j"], c["j"]) if self.pair else zero
-        )
-        rr = r["rho"] * c["rho"]  # Delta^2 / (E E'), finite in the normal state
-        c_plus, c_minus = 0.5 * (1.0 + rr), 0.5 * (1.0 - rr)
-        c_scat, c_pair = (c_plus, c_minus) if bath.coupling == "current" else (c_minus, c_plus)
-        m_down = m_up = m_pair = n_s = n_p = zero
-        if self.scattering:
-            om = jnp.abs(r["e"] - c["e"])
-            w_s = w_down + w_up
-            active = w_s > 0
-            j_s = bath.spectral_density(jnp.where(active, om, 1.0), t)
-            k_s = jnp.where(active, c["jac"] * c_scat * j_s, 0.0)
-            ok = active & (om > 0)  # 0 on the diagonal: its limit is the `diag` term
-            om_ok = jnp.where(ok, om, 1.0)
-            if self.fast_occupation:
-                occ = jnp.where(self.t_b > 0, 1.0 / jnp.expm1(om_ok / self.safe_t), 0.0)
-            else:
-                occ = bath.occupation(om_ok, t)
-            n_s = jnp.where(ok, occ, 0.0)
+            k_s, n_s = self._scattering_kernel(r, c, w_down + w_up > 0, c["jac"])
             m_down, m_up = w_down * k_s, w_up * k_s
         if self.pair:
-            om = r["e"] + c["e"]
-            active = w_pair > 0
-            j_p = bath.spectral_density(jnp.where(active, om, 1.0), t)
-            k_p = jnp.where(active, c["jac"] * c_pair * j_p, 0.0)
-            ok = active & (om > 0)
-            if self.fast_occupation:
-                occ = jnp.where(self.t_b > 0, 1.0 / jnp.where(ok, r["a"] * c["a"] - 1.0, 1.0), 0.0)
-            else:
-                occ = bath.occupation(jnp.where(ok, om, 1.0), t)
-            n_p = jnp.where(ok, occ, 0.0)
+            w_pair = _fractions(nn, r["sp_lo"] - c["j"], r["sp_hi"] - c["j"], c["j"])
+            k_p, n_p = self._pair_kernel(r, c, w_pair > 0, c["jac"])
             m_pair = w_pair * k_p
         return m_down, m_up, m_pair, n_s, n_p
 
@@ -241,10 +286,106 @@ class _ThermalBilinear(Bilinear):
     def _diagonal_elements(self):
         return self._elements(self.row, self.col)
 
-    # ---- fused passes
-    def _row_blocks(self, fn, n):
-        """fn(rows (B, 1) dict, n_rows (B, 1)) -> (B, ...) evaluated over blocks of rows
-        (lax.map): the tiles of one block stay in cache instead of N x N temporaries."""
+    # ---- the fast path: whole cells by index bounds, cut cells by gathers
+    def _supports(self):
+        """name -> (s_lo, s_hi) of the active supports (index units, per row)."""
+        r = self.row
+        out = {}
+        if self.scattering:
+            out["down"] = (r["sd_lo"], r["sd_hi"])
+            out["up"] = (r["su_lo"], r["su_hi"])
+        if self.pair:
+            out["pair"] = (r["sp_lo"], r["sp_hi"])
+        return out
+
+    def _bounds(self):
+        """Per row, the first and last node whose hat a support covers whole:
+        floor(s_lo) + 2 and floor(s_hi) - 1 (possibly an empty range)."""
+        return {
+            name: (jnp.floor(lo) + 2.0, jnp.floor(hi) - 1.0)
+            for name, (lo, hi) in self._supports().items()
+        }
+
+    def _cut_nodes(self):
+        """name -> (nodes (N, 4) int, W (N, 4)): the cut nodes floor(s_lo), +1,
+        floor(s_hi), +1 of each row's support and their covered fractions (0 for
+        nodes off the grid, and for a node listed twice, its second entry)."""
+        nn = self.grid.n
+        out = {}
+        for name, (lo, hi) in self._supports().items():
+            f_lo, f_hi = jnp.floor(lo)[:, None], jnp.floor(hi)[:, None]
+            nodes = jnp.concatenate([f_lo, f_lo + 1.0, f_hi, f_hi + 1.0], axis=1)
+            fresh = jnp.concatenate(
+                [jnp.ones((nn, 2), bool), jnp.broadcast_to(nodes[:, 2:] > f_lo + 1.0, (nn, 2))],
+                axis=1,
+            )
+            valid = fresh & (nodes >= 0.0) & (nodes <= nn - 1.0)
+            w = _fractions(nn, lo[:, None] - nodes, hi[:, None] - nodes, nodes)
+            w = jnp.where(valid, w, 0.0)
+            out[name] = (jnp.clip(nodes, 0.0, nn - 1.0).astype(jnp.int32), w)
+        return out
+
+    def _cut_terms(self, n):
+        """name -> (nodes, m, N, n') at the cut nodes of each support, shape (N, 4):
+        m = W J c xi' du and the node's occupation, ready for the brackets."""
+        r = {k: v[:, None] for k, v in self.row.items()}
+        out = {}
+        for name, (nodes, w) in self._cut_nodes().items():
+            c = {k: v[nodes] for k, v in self.col.items()}
+            if name == "pair":
+                k, occ = self._pair_kernel(r, c, w > 0, c["jac"])
+            else:
+                k, occ = self._scattering_kernel(r, c, w > 0, c["jac"])
+            out[name] = (nodes, w * k, occ, n[nodes])
+        return out
+
+    def _fast_rows(self, n):
+        rows = {k: self.row[k] for k in ("e", "rho")}
+        if self.fast_occupation:
+            rows["a"] = self.row["a"]
+        for name, (first, last) in self._bounds().items():
+            rows[name + "_from"], rows[name + "_to"] = first, last
+        rows["n"], rows["n_hole"] = n, 1.0 - n
+        return rows
+
+    def _whole_columns(self, scale=1.0):
+        """Column factors of the whole-cell pass, shape (1, N) (kernels times `scale`)."""
+        col = self.col
+        half_w = (0.5 * scale) * col["trap"]
+        c = dict(e=col["e"], j=col["j"], half_w=half_w, half_wr=half_w * col["rho"])
+        if self.fast_occupation:
+            # column 0 is never covered whole (its hat starts at the gap edge, always
+            # cut or outside): a stand-in > 1 there keeps e^{E/T} e^{E'/T} - 1 > 0
+            # (E_0 = 0 in the normal state) without a select per element
+            c["a"] = col["a"].at[0].set(2.0)
+        return {k: v[None, :] for k, v in c.items()}
+
+    def _whole_cells(self, r, c, nj):
+        """(k_s, N_s, up, k_p, N_p) over the nodes covered whole: k = J c xi' du x
+        (trapezoid weight), 0 elsewhere; `up` marks the up-scattering nodes. Inside
+        those ranges Omega > 0 (E' <= E - omega_lo below node i or above it), so the
+        Bose factors need no diagonal guard; outside them the values are finite
+        stand-ins that the zero k removes."""
+        bath, t = self.bath, self.t
+        c_scat, c_pair = self._coherence_weights(r["rho"], c["half_w"], c["half_wr"])
+        k_s = n_s = up = k_p = n_p = None
+        if self.scattering:
+            down = (c["j"] >= r["down_from"]) & (c["j"] <= r["down_to"])
+            up = (c["j"] >= r["up_from"]) & (c["j"] <= r["up_to"])
+            active = down | up
+            om = jnp.where(active, jnp.abs(r["e"] - c["e"]), 1.0)
+            k_s = jnp.where(active, c_scat * bath.spectral_density(om, t), 0.0)
+            n_s = self._scattering_occupation(om)
+        if self.pair:
+            inside = (c["j"] >= r["pair_from"]) & (c["j"] <= r["pair_to"])
+            om = jnp.where(inside, r["e"] + c["e"], 1.0)
+            k_p = jnp.where(inside, c_pair * bath.spectral_density(om, t), 0.0)
+            n_p = self._pair_occupation(r.get("a"), c.get("a"), om)
+        return k_s, n_s, up, k_p, n_p
+
+    def _rows_map(self, fn, rows):
+        """fn(rows (B, 1) dict) -> (B, ...) evaluated over blocks of rows (lax.map):
+        the tiles of one block stay in cache instead of N x N temporaries."""
         nn = self.grid.n
         b = min(_BLOCK, nn)
         nb = -(-nn // b)
@@ -254,14 +395,62 @@ class _ThermalBilinear(Bilinear):
             v = jnp.concatenate([v, jnp.broadcast_to(v[-1:], (pad,))]) if pad else v
             return v.reshape(nb, b)
 
-        rows = {k: blocks(v) for k, v in self.row.items()}
-        out = jax.lax.map(
-            lambda rb: fn({k: v[:, None] for k, v in rb[0].items()}, rb[1][:, None]),
-            (rows, blocks(n)),
-        )
-        return out.reshape((nb * b,) + out.shape[2:])[:nn]
+        out = jax.lax.map(lambda rb: fn({k: v[:, None] for k, v in rb.items()}),
+                          {k: blocks(v) for k, v in rows.items()})
+        return jax.tree.map(lambda x: x.reshape((nb * b,) + x.shape[2:])[:nn], out)
+
+    # ---- fused passes
+    def _row_blocks(self, fn, n):
+        """fn(rows (B, 1) dict, n_rows (B, 1)) -> (B, ...) over blocks of rows of
+        ``self.row`` (the reference form's blocking)."""
+        rows = dict(self.row)
+        rows["__n"] = n
+        return self._rows_map(lambda r: fn(r, r.pop("__n")), rows)
 
     def apply(self, n):
+        c = self._whole_columns()
+        nj = n[None, :]
+
+        def block(r):
+            ni = r["n"]
+            k_s, n_s, up, k_p, n_p = self._whole_cells(r, c, nj)
+            nn_ = ni * nj
+            total = 0.0
+            if self.scattering:
+                # down N (n'-n) - n (1-n'); up N (n'-n) + n' (1-n)
+                spont = jnp.where(up, nj - nn_, nn_ - ni)
+                total = total + k_s * (n_s * (nj - ni) + spont)
+            if self.pair:
+                total = total + k_p * (n_p * (r["n_hole"] - nj) - nn_)
+            return jnp.sum(total, axis=1)
+
+        out = self._rows_map(block, self._fast_rows(n))
+        ni = n[:, None]
+        for name, (_, m, occ, nc) in self._cut_terms(n).items():
+            if name == "down":
+                terms = m * (occ * (nc - ni) - ni * (1.0 - nc))
+            elif name == "up":
+                terms = m * (occ * (nc - ni) + nc * (1.0 - ni))
+            else:
+                terms = m * (occ * (1.0 - ni - nc) - ni * nc)
+            out = out + jnp.sum(terms, axis=1)
+        return 2.0 * out + self._diag(n)
+
+    def _apply_unblocked(self, n):
+        """The reference form: every fraction evaluated, all matrices at once."""
+        m_down, m_up, m_pair, n_s, n_p = self._matrix_elements()
+        ni, nj = n[:, None], n[None, :]
+        # brackets: down N (n'-n) - n (1-n'); up N (n'-n) + n' (1-n); pair N (1-n-n') - n n'
+        flow = n_s * (nj - ni)
+        terms = (
+            m_down * (flow - ni * (1.0 - nj))
+            + m_up * (flow + nj * (1.0 - ni))
+            + m_pair * (n_p * (1.0 - ni - nj) - ni * nj)
+        )
+        return 2.0 * jnp.sum(terms, axis=1) + self._diag(n)
+
+    def _apply_blocked_reference(self, n):
+        """The reference form in row blocks (the previous ``apply``)."""
         c = {k: v[None, :] for k, v in self.col.items()}
         nj = n[None, :]
 
@@ -277,20 +466,42 @@ class _ThermalBilinear(Bilinear):
 
         return 2.0 * self._row_blocks(block, n) + self._diag(n)
 
-    def _apply_unblocked(self, n):
-        m_down, m_up, m_pair, n_s, n_p = self._matrix_elements()
-        ni, nj = n[:, None], n[None, :]
-        # brackets: down N (n'-n) - n (1-n'); up N (n'-n) + n' (1-n); pair N (1-n-n') - n n'
-        flow = n_s * (nj - ni)
-        terms = (
-            m_down * (flow - ni * (1.0 - nj))
-            + m_up * (flow + nj * (1.0 - ni))
-            + m_pair * (n_p * (1.0 - ni - nj) - ni * nj)
-        )
-        return 2.0 * jnp.sum(terms, axis=1) + self._diag(n)
-
     def jacobian(self, n):
         """d I / d n without the diagonal-limit term: O(N^2), one blocked pass."""
+        c = self._whole_columns(scale=2.0)  # the 2 of I = 2 sum_j ..., folded in
+        nj = n[None, :]
+        nn = n.shape[0]
+
+        def block(r):
+            ni = r["n"]
+            k_s, n_s, up, k_p, n_p = self._whole_cells(r, c, nj)
+            jac = d = 0.0
+            if self.scattering:
+                # down: m (N + n), up: m (N + 1 - n); row sums m (N + 1 - n'), m (N + n')
+                jac = k_s * (n_s + jnp.where(up, r["n_hole"], ni))
+                d = k_s * (n_s + jnp.where(up, nj, 1.0 - nj))
+            if self.pair:
+                jac = jac - k_p * (n_p + ni)
+                d = d + k_p * (n_p + nj)
+            return jac, jnp.sum(d, axis=1)
+
+        jac, d = self._rows_map(block, self._fast_rows(n))
+        ni = n[:, None]
+        rows = jnp.broadcast_to(jnp.arange(nn)[:, None], (nn, 4))
+        for name, (nodes, m, occ, nc) in self._cut_terms(n).items():
+            if name == "down":
+                v, dv = m * (occ + ni), m * (occ + 1.0 - nc)
+            elif name == "up":
+                v, dv = m * (occ + 1.0 - ni), m * (occ + nc)
+            else:
+                v, dv = -m * (occ + ni), m * (occ + nc)
+            jac = jac.at[rows, nodes].add(2.0 * v)
+            d = d + 2.0 * jnp.sum(dv, axis=1)
+        idx = jnp.arange(nn)
+        return jac.at[idx, idx].add(-d)
+
+    def _jacobian_reference(self, n):
+        """The reference form of ``jacobian`` (the previous one)."""
         c = {k: v[None, :] for k, v in self.col.items()}
         nj = n[None, :]
         nn = n.shape[0]
@@ -427,10 +638,20 @@ class _DriveBilinear(Bilinear):
         return jnp.zeros((self.grid.n, self.grid.n))
 
     def jacobian(self, n):
-        m_s, m_p = self._matrix(self.scat), self._matrix(self.pair)
-        d = -2.0 * jnp.sum(m_s + m_p, axis=1)
-        idx = jnp.arange(n.shape[0])
-        return (2.0 * (m_s - m_p)).at[idx, idx].add(d)
+        """2 (m_s - m_p) - 2 diag(row sums of m_s + m_p), scattered straight from the
+        O(N) entries: m_rc += v / 2 and m_cr += (w_r / w_c) v / 2 (``_matrix``)."""
+        nn = self.grid.n
+        jac = jnp.zeros((nn, nn))
+        d = jnp.zeros((nn,))
+        for entries, sign in ((self.scat, 1.0), (self.pair, -1.0)):
+            if entries is None:
+                continue
+            r, c, v = entries
+            other = self.w[r] * v / self.w[c]
+            jac = jac.at[r, c].add(sign * v).at[c, r].add(sign * other)
+            d = d.at[r].add(v).at[c].add(other)
+        idx = jnp.arange(nn)
+        return jac.at[idx, idx].add(-d)
 
     @property
     def _processes(self):
