@@ -275,6 +275,7 @@ def bdf_solve(
         rate=jnp.asarray(1.0),  # the last Newton convergence rate (reuse only)
         jac_current=jnp.asarray(False),
         need_jac=jnp.asarray(False),
+        restart=jnp.asarray(False),  # a jump was reached: restart before the next step
         stop=jnp.asarray(0),
         save=jnp.asarray(1),
         ys=jnp.full((ts.shape[0], n), jnp.nan).at[0].set(y0),
@@ -367,16 +368,11 @@ def bdf_solve(
         factor = jnp.where(
             halve, 0.5, jnp.where(shrink, err_factor, jnp.where(change, order_factor, 1.0))
         )
-        d_next = jnp.where(accept, d_acc, d)
+        factor = jnp.where(at_jump, 1.0, factor)  # the restart sets the next step
+        d_next = jnp.where(accept, d_acc, d)  # (D^0 = y_new after an accepted step)
         d_next = jnp.where(factor != 1.0, _change_d(d_next, order_next, factor), d_next)
         h_next = h * factor
         t_next = jnp.where(accept, t_reach, s["t"])
-
-        def restart(_):
-            return start_differences(t_reach, y_new, t_stop_of(s["stop"] + 1))
-
-        d_next, h_next = jax.lax.cond(at_jump, restart, lambda _: (d_next, h_next), None)
-        order_next = jnp.where(at_jump, 1, order_next)
         # a new LU is forced by scipy's rules, or (reuse) only by a jump / new Jacobian;
         # otherwise `lu_serves` decides from c
         forced = at_jump | retry_jac if reuse else halve | change | at_jump | retry_jac
@@ -405,14 +401,15 @@ def bdf_solve(
             else s["rate"],
             jac_current=jac_current & ~accept,
             need_jac=retry_jac | (at_jump & reuse),
+            restart=at_jump,
             stop=s["stop"] + at_jump,
             save=save,
             ys=ys,
-            status=jnp.where(h_next < tiny, 1, 0),  # the next step could not move t
+            status=jnp.where(~at_jump & (h_next < tiny), 1, 0),  # the next step cannot move t
             attempts=s["attempts"] + 1,
             accepted=s["accepted"] + accept,
             rejected=s["rejected"] + (halve | shrink),
-            nfev=s["nfev"] + n_iter + jnp.where(at_jump, 2, 0),
+            nfev=s["nfev"] + n_iter,
             njev=s["njev"],
             nlu=s["nlu"],
             meter=meter_state,
@@ -422,6 +419,21 @@ def bdf_solve(
         """Outer loop: a new Jacobian (when asked for) and LU, then steps while they serve.
         J and LU are constants of the inner loop, so no step copies them."""
         s, jmat, _ = carry
+
+        def restart(s):  # at a jump: order 1 from the state reached, first step anew
+            d, h = start_differences(s["t"], s["d"][0], t_stop_of(s["stop"]))
+            return s | dict(
+                d=d,
+                h=h,
+                order=jnp.ones_like(s["order"]),
+                n_equal=jnp.zeros_like(s["n_equal"]),
+                restart=jnp.asarray(False),
+                nfev=s["nfev"] + 2,
+            )
+
+        # here, not in the step loop: under vmap a lax.cond runs both branches, and the
+        # outer loop runs only once per factorization
+        s = jax.lax.cond(s["restart"], restart, lambda s: s, s)
         _, t_new, _, y_predict, c, _ = prepare(s)
         need_jac = s["need_jac"]
         jmat = jax.lax.cond(need_jac, lambda j: jac(t_new, y_predict), lambda j: j, jmat)
