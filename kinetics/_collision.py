@@ -114,6 +114,15 @@ class Bilinear:
         return jac.at[idx, idx].add(d)
 
 
+def _row_sum(x):
+    """Row sums of a (B, N) block as a matrix-vector product: XLA:CPU then fuses the
+    whole elementwise block into one loop that writes x once, where a reduce is
+    handed to a library kernel that accepts only some elementwise ops and leaves
+    the others as ~10 separate (B, N) temporaries (measured: 1.3-1.7x slower).
+    Exact in float64 up to the order of the additions."""
+    return x @ jnp.ones((x.shape[1],), x.dtype)
+
+
 def _index_of_energy(grid: Grid, e, delta):
     """Fractional grid index of the state with energy E; -1 below the gap edge."""
     above = e > delta
@@ -422,7 +431,7 @@ class _ThermalBilinear(Bilinear):
                 total = total + k_s * (n_s * (nj - ni) + spont)
             if self.pair:
                 total = total + k_p * (n_p * (r["n_hole"] - nj) - nn_)
-            return jnp.sum(total, axis=1)
+            return _row_sum(total)
 
         out = self._rows_map(block, self._fast_rows(n))
         ni = n[:, None]
@@ -483,7 +492,7 @@ class _ThermalBilinear(Bilinear):
             if self.pair:
                 jac = jac - k_p * (n_p + ni)
                 d = d + k_p * (n_p + nj)
-            return jac, jnp.sum(d, axis=1)
+            return jac, _row_sum(d)
 
         jac, d = self._rows_map(block, self._fast_rows(n))
         ni = n[:, None]
