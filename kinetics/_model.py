@@ -334,7 +334,7 @@ class Model(eqx.Module):
             bil = bath_bilinear(b, self.grid, delta, t)
             jac = jac + bil.jacobian(n)
             if bil.diag is not None:
-                jac = jac + _tridiagonal_jacobian(bil.diag, n)
+                jac = _add_tridiagonal_jacobian(jac, bil.diag, n)
         if self.tau_in is not None:
             jac = jac - jnp.eye(nn) / self.tau_in
         # rank-one term through the self-consistent gap
@@ -366,7 +366,7 @@ class Model(eqx.Module):
                 bil = bath_bilinear(b, self.grid, delta, t)
                 jnn = jnn + bil.jacobian(n)
                 if bil.diag is not None:
-                    jnn = jnn + _tridiagonal_jacobian(bil.diag, n)
+                    jnn = _add_tridiagonal_jacobian(jnn, bil.diag, n)
         for op in ops:
             jnn = jnn + op.bilinear().jacobian(n)
         if self.tau_in is not None:
@@ -390,11 +390,10 @@ class Model(eqx.Module):
         return jac + df_ddelta[:, None] * ddelta_dy[None, :]
 
 
-def _tridiagonal_jacobian(f, n):
-    """Jacobian of a function whose output i depends on n_{i-1}, n_i, n_{i+1} only.
-
-    Three JVPs with the colourings e_{3m+k} recover the three diagonals: O(N).
-    """
+def _add_tridiagonal_jacobian(jac, f, n):
+    """jac + the Jacobian of a function whose output i depends on n_{i-1}, n_i, n_{i+1}
+    only. Three JVPs with the colourings e_{3m+k} recover the three diagonals: O(N),
+    added in place (three dense diagonal matrices would be three N x N passes)."""
     nn = n.shape[0]
     idx = jnp.arange(nn)
     basis = (idx[None, :] % 3 == jnp.arange(3)[:, None]).astype(n.dtype)
@@ -403,4 +402,6 @@ def _tridiagonal_jacobian(f, n):
     main = cols[idx % 3, idx]
     upper = cols[(idx[:-1] + 1) % 3, idx[:-1]]  # j = i + 1
     lower = cols[(idx[1:] - 1) % 3, idx[1:]]  # j = i - 1
-    return jnp.diag(main) + jnp.diag(upper, 1) + jnp.diag(lower, -1)
+    jac = jac.at[idx, idx].add(main)
+    jac = jac.at[idx[:-1], idx[:-1] + 1].add(upper)
+    return jac.at[idx[1:], idx[1:] - 1].add(lower)
