@@ -246,3 +246,38 @@ def test_evolve_bdf_failure_keeps_the_partial_result():
     part = err.value.partial
     assert part.attrs["solver.status"] == "failed"
     assert np.all(np.isfinite(part.n.values[0]))
+
+
+def _driven_phonon_model(power):
+    """Regime (b) of the benchmarks on a coarse grid (module level: sweeps pickle it)."""
+    grid = kinetics.Grid(n=48, xi_max=15.0)
+    d0 = kinetics.equilibrium_gap(0.3, grid)
+    baths = [
+        kinetics.Phonons(tau0=6.824e4, t_ph=0.3),
+        kinetics.ClassicalDrive(omega_d=0.5 * d0, power=power),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", kinetics.PhysicsWarning)
+        return kinetics.Model(t_qp=0.3, tau_in=None, baths=baths, grid=grid)
+
+
+def test_batched_sweep_with_bdf_equals_single_runs():
+    """Under vmap (how sweeps batch on accelerators) every lax.cond of the loop runs both
+    branches; the answer must not change: each batched point equals evolve's."""
+    ts = np.array([0.0, 1e3, 1e5, 1e7])
+    ds = solvers.sweep(
+        _driven_phonon_model,
+        {"power": [1e-8, 3e-8]},
+        kind="evolve",
+        options={"t_save": ts, "solver": "bdf"},
+        batch="vmap",
+        progress=False,
+        units={"power": ("drive power", "1")},
+    )
+    assert list(ds.status.values) == ["success", "success"]
+    for k, p in enumerate([1e-8, 3e-8]):
+        one = solvers.evolve(_driven_phonon_model(p), ts, solver="bdf", progress=False)
+        # the same operations in the same order: equal to rounding
+        np.testing.assert_allclose(
+            ds.relative_gap_change.values[k], one.relative_gap_change.values, rtol=1e-9, atol=1e-15
+        )
