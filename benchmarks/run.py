@@ -244,7 +244,7 @@ def _evolve_row(regime, model, t_save, name, reps, long_s):
                 ATOL,
                 MAX_STEPS,
                 None,
-                (),
+                jnp.zeros((0,)),  # no jumps, as evolve passes them (an array)
                 False,
             ).compile()
             how = "aot"

@@ -187,8 +187,9 @@ def bdf_solve(
     ts = jnp.asarray(ts, dtype=jnp.float64)
     y0 = jnp.asarray(y0, dtype=jnp.float64)
     n = y0.shape[0]
-    n_jumps = len(jumps)
-    stops = jnp.concatenate([jnp.asarray(jumps, dtype=jnp.float64).reshape(-1), t1[None]])
+    jumps = jnp.asarray(jumps, dtype=jnp.float64).reshape(-1)
+    n_jumps = jumps.shape[0]
+    stops = jnp.concatenate([jumps, t1[None]])
     span = t1 - t0
     eye = jnp.eye(n, dtype=jnp.float64)
     if reuse:

@@ -206,7 +206,9 @@ def evolve(
             a = max(a, done_to)
             start = _time.perf_counter()
             seg = t_save[a : b + 1]
-            jumps = interior_jumps(model.jump_times(), seg[0], seg[-1])
+            # an array, not a tuple of floats: new jump times (a swept t_on) must not
+            # recompile the integrator; only their number is part of the program
+            jumps = jnp.asarray(interior_jumps(model.jump_times(), seg[0], seg[-1]), jnp.float64)
             sol = _solve(
                 model, jnp.asarray(ys[a]), jnp.asarray(seg[0]), jnp.asarray(seg[-1]), jnp.asarray(seg),
                 name, rtol, atol, max_steps, dt0, jumps, progress and checkpoint is None,
@@ -381,15 +383,15 @@ def _solve(model, y0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progr
         )
     field = vector_field(model)
     controller = diffrax.PIDController(rtol=rtol, atol=atol)
-    if jumps:
+    jumps = jnp.asarray(jumps, dtype=jnp.float64).reshape(-1)  # a tuple from sweeps
+    if jumps.shape[0]:
         # Clipping at a jump steps to nextafter(jump); at a jump exactly at t = 0 that
         # is a denormal and the step size collapses (measured: max_steps reached with
         # every step accepted). Integrate in s = t - t0 + (t1 - t0) > 0 instead.
         shift = t0 - (t1 - t0)
         field = _shifted(field, shift)
         t0, t1, ts = t0 - shift, t1 - shift, ts - shift
-        jumps = tuple(j - shift for j in jumps)
-        controller = diffrax.ClipStepSizeController(controller, jump_ts=jnp.asarray(jumps))
+        controller = diffrax.ClipStepSizeController(controller, jump_ts=jumps - shift)
     meter = diffrax.TqdmProgressMeter(refresh_steps=20) if progress else diffrax.NoProgressMeter()
     return diffrax.diffeqsolve(
         diffrax.ODETerm(field),
