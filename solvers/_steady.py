@@ -215,8 +215,10 @@ def steady_state(
         # an array, not a Python float: a float would be a static argument of the
         # jitted Newton and every new tau_in would recompile it (~10 s)
         scale = jnp.asarray(_residual_scale(model, y0, t), dtype=jnp.float64)
+        # likewise the tolerance and the time the parameters are frozen at
+        t_arr, tol_arr = jnp.asarray(t, jnp.float64), jnp.asarray(tol, jnp.float64)
         with blas_single_thread():  # XLA's LU calls OpenBLAS: keep it off XLA's cores
-            n, res, iters = _newton(model, y0, t, scale, tol, max_iter)
+            n, res, iters = _newton(model, y0, t_arr, scale, tol_arr, max_iter)
         stages = 1
         if not float(res) <= tol and continuation_steps > 0:
             n = model.initial_state(t)
@@ -225,7 +227,9 @@ def steady_state(
             iters_total = 0
             for s in np.geomspace(1e-3, 1.0, continuation_steps):
                 with blas_single_thread():
-                    n, res, iters = _newton(_scaled_model(model, float(s)), n, t, scale, tol, max_iter)
+                    n, res, iters = _newton(
+                        _scaled_model(model, float(s)), n, t_arr, scale, tol_arr, max_iter
+                    )
                 iters_total += int(iters)
             iters, stages = iters_total, continuation_steps
     wall = _time.perf_counter() - clock
