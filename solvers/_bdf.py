@@ -12,17 +12,18 @@ The method is the variable-order (1-5), quasi-constant step size NDF/BDF of
 Shampine & Reichelt (SIAM J. Sci. Comput. 18, 1 (1997); MATLAB's ode15s), in the
 form of ``scipy.integrate.BDF`` (backward differences D, Newton on the corrector
 with the modified-Newton matrix I - c J, c = h / alpha_k), written again here for
-JAX. Its reuse policy, like scipy's and CVODE's:
+JAX. Its reuse policy:
 
 - the Jacobian J is kept from step to step; it is re-evaluated only when the
   Newton iteration fails to converge with a J that is not fresh (then the same
-  step is retried), and a failure with a fresh J halves the step;
-- the LU of I - c J is kept while the step size and order stay unchanged: the
-  step size changes only after k + 1 equal steps at order k (or on a rejection
-  or at a stop), so most steps reuse the factorization;
-- an error-test rejection keeps the LU (the Newton matrix is only an
-  approximation; a slightly wrong c slows convergence, it does not change the
-  answer).
+  step is retried), and a failure with a fresh J halves the step (scipy, CVODE);
+- by default (``reuse=True``, CVODE's rules) the LU of I - c J is kept while c stays
+  within 30% of the c it was built for, and step size and order change only when the
+  step can grow 1.5x; with ``reuse=False`` (scipy's rules) the LU is rebuilt whenever
+  the step size changes, which happens only after k + 1 equal steps at order k, on a
+  convergence failure or at a stop; an error-test rejection keeps it (the Newton
+  matrix is only an approximation: a slightly wrong c slows convergence, it does not
+  change the answer).
 
 Tests (tests/test_bdf.py) check it step for step against scipy's BDF (same steps,
 function, Jacobian and LU counts on a stiff test problem) and against exact
@@ -57,6 +58,7 @@ _KAPPA = np.array([0.0, -0.1850, -1.0 / 9.0, -0.0823, -0.0415, 0.0])
 _GAMMA = np.hstack((0.0, np.cumsum(1.0 / np.arange(1, MAX_ORDER + 1))))
 _ALPHA = (1.0 - _KAPPA) * _GAMMA
 _ERROR_CONST = _KAPPA * _GAMMA + 1.0 / np.arange(1, MAX_ORDER + 2)
+_GAMMA_ROWS = np.pad(_GAMMA, (0, _ROWS - MAX_ORDER - 1))  # gamma_k for each row of D
 
 
 def _rms(x):
@@ -201,7 +203,7 @@ def bdf_solve(
         newton_tol = 0.03
     else:
         newton_tol = max(10.0 * np.finfo(np.float64).eps / rtol, min(0.03, rtol**0.5))
-    gamma, alpha, error_const = (jnp.asarray(a) for a in (_GAMMA, _ALPHA, _ERROR_CONST))
+    gamma, alpha, error_const = (jnp.asarray(a) for a in (_GAMMA_ROWS, _ALPHA, _ERROR_CONST))
 
     def newton(t_new, y_predict, c, psi, lu, scale, correction, rate_guess):
         """Modified Newton on the corrector (scipy's solve_bdf_system). `correction`
@@ -252,16 +254,24 @@ def bdf_solve(
         s = stops[k]
         return jnp.where(k < n_jumps, s - JUMP_MARGIN * jnp.maximum(jnp.abs(s), span), s)
 
-    def prepare(s):
-        """The next attempt: step shortened onto the next stop, predictor, c."""
-        t, d, order, h = s["t"], s["d"], s["order"], s["h"]
+    def next_step(s):
+        """The next attempt's end t_new, step h and c = h / alpha_k, the step shortened
+        onto the next stop (cross) where it would pass it (scalars only)."""
+        t, h = s["t"], s["h"]
         t_stop = t_stop_of(s["stop"])
         cross = t + h > t_stop
-        d = jnp.where(cross, _change_d(d, order, (t_stop - t) / h), d)
         t_new = jnp.where(cross, t_stop, t + h)
+        return t_new, t_new - t, (t_new - t) / alpha[s["order"]], cross
+
+    def prepare(s):
+        """The next attempt: next_step, with the differences rescaled to the shortened
+        step and the predictor."""
+        d, order = s["d"], s["order"]
+        t_new, h, c, cross = next_step(s)
+        d = jnp.where(cross, _change_d(d, order, h / s["h"]), d)
         k = jnp.arange(_ROWS)
         y_predict = jnp.sum(jnp.where((k <= order)[:, None], d, 0.0), axis=0)
-        return d, t_new, t_new - t, y_predict, (t_new - t) / alpha[order], cross
+        return d, t_new, h, y_predict, c, cross
 
     d_init, h_init = start_differences(t0, y0, t_stop_of(0))
     state = dict(
@@ -295,22 +305,21 @@ def bdf_solve(
 
     def lu_serves(s):
         """Whether the current LU may be used for the next attempt."""
-        _, _, _, _, c, cross = prepare(s)
+        _, _, c, cross = next_step(s)
         if reuse:  # an LU for a c within 30% serves (CVODE's dgmax)
             ok = jnp.abs(c / s["c_lu"] - 1.0) <= 0.3
         else:  # scipy: a new LU whenever the step is shortened onto a stop
             ok = ~cross
         return s["fresh"] | (~s["need_lu"] & ok)
 
-    def attempt(s, jmat, lu):
-        """One step attempt with a fixed Jacobian and LU (closed over, not carried)."""
+    def attempt(s, lu):
+        """One step attempt with a fixed LU (closed over, not carried)."""
         order = s["order"]
         d, t_new, h, y_predict, c, cross = prepare(s)
         n_equal = jnp.where(cross, 0, s["n_equal"])
         k = jnp.arange(_ROWS)
         scale = atol + rtol * jnp.abs(y_predict)
-        psi = jnp.where((k >= 1) & (k <= order), jnp.pad(gamma, (0, _ROWS - 6)), 0.0) @ d
-        psi = psi / alpha[order]
+        psi = jnp.where((k >= 1) & (k <= order), gamma, 0.0) @ d / alpha[order]
         jac_current = s["jac_current"]
         c_lu = s["c_lu"]
         if reuse:
@@ -384,7 +393,7 @@ def bdf_solve(
             s["meter"],
         )
         tiny = 10.0 * jnp.abs(jnp.nextafter(t_next, jnp.inf) - t_next)
-        return dict(
+        return s | dict(
             t=t_next,
             d=d_next,
             h=h_next,
@@ -394,7 +403,6 @@ def bdf_solve(
                 jnp.where(change | at_jump, 0, n_equal_acc),
                 jnp.where(retry_jac, n_equal, 0),
             ),
-            c_lu=c_lu,
             need_lu=forced,
             fresh=jnp.asarray(False),
             rate=jnp.where(jnp.isfinite(rate), jnp.maximum(0.3 * s["rate"], rate), s["rate"])
@@ -411,15 +419,13 @@ def bdf_solve(
             accepted=s["accepted"] + accept,
             rejected=s["rejected"] + (halve | shrink),
             nfev=s["nfev"] + n_iter,
-            njev=s["njev"],
-            nlu=s["nlu"],
             meter=meter_state,
         )
 
     def factorize(carry):
         """Outer loop: a new Jacobian (when asked for) and LU, then steps while they serve.
         J and LU are constants of the inner loop, so no step copies them."""
-        s, jmat, _ = carry
+        s, jmat = carry
 
         def restart(s):  # at a jump: order 1 from the state reached, first step anew
             d, h = start_differences(s["t"], s["d"][0], t_stop_of(s["stop"]))
@@ -448,16 +454,10 @@ def bdf_solve(
             njev=s["njev"] + need_jac,
             nlu=s["nlu"] + 1,
         )
-        s = jax.lax.while_loop(
-            lambda s: running(s) & lu_serves(s), lambda s: attempt(s, jmat, lu), s
-        )
-        return s, jmat, lu
+        s = jax.lax.while_loop(lambda s: running(s) & lu_serves(s), lambda s: attempt(s, lu), s)
+        return s, jmat
 
-    lu0 = (jnp.zeros((n, n)), jnp.zeros((n,), jnp.int32))
-    final, _, _ = jax.lax.while_loop(
-        lambda carry: running(carry[0]), factorize, (state, jac(t0, y0), lu0)
-    )
-    final = dict(final)
+    final, _ = jax.lax.while_loop(lambda carry: running(carry[0]), factorize, (state, jac(t0, y0)))
     meter.close(final["meter"])
     result = diffrax.RESULTS.where(
         final["t"] >= t1,

@@ -64,11 +64,11 @@ def _newton(model: Model, n0, t, scale, tol, max_iter):
         return fn, jnp.max(jnp.abs(fn)), jnp.sqrt(jnp.mean(fn * fn))
 
     def cond(state):
-        n, fn, res, merit, it, ok, moved = state
-        return ((res > tol) | (moved > tol)) & (it < max_iter) & ok
+        n, fn, res, merit, it, ok, distance = state
+        return ((res > tol) | (distance > tol)) & (it < max_iter) & ok
 
     def body(state):
-        n, fn, res, merit, it, ok, moved = state
+        n, fn, res, merit, it, ok, _ = state
         if weights is None:
             jac = model.jacobian(t, n) * scale
         else:
@@ -96,9 +96,9 @@ def _newton(model: Model, n0, t, scale, tol, max_iter):
         # distance still to go, over n (in [0, 1]: an absolute measure on every grid); no
         # decrease at the rounding floor ends the loop too
         far = jnp.max(jnp.abs(jax.scipy.linalg.lu_solve(lu, f_new))[: model.grid.n])
-        moved = jnp.where(ok, far, 0.0)
+        distance = jnp.where(ok, far, 0.0)
         return (keep(n_new, n), keep(f_new, fn), keep(r_new, res), keep(m_new, merit), it + 1,
-                ok, moved)
+                ok, distance)
 
     f0, res0, merit0 = residual(n0)
     inf = jnp.asarray(jnp.inf)
