@@ -566,12 +566,9 @@ def scaling(rows):
                 for r in rows
                 if r["regime"] == regime and r["method"] == method and r.get("run_s")
             )
-            if len(pts) >= 3:
-                pts = (
-                    [p for p in pts if p[0] >= 500]
-                    if len([p for p in pts if p[0] >= 500]) >= 2
-                    else pts
-                )
+            large = [p for p in pts if p[0] >= 500]
+            if len(pts) >= 3 and len(large) >= 2:
+                pts = large
             if len(pts) < 2:
                 continue
             ns, ts = np.array(pts, dtype=float).T
