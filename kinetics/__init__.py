@@ -42,4 +42,9 @@ from ._perturbative import gap_change_linear_response as gap_change_linear_respo
 from ._perturbative import gap_relaxation_time as gap_relaxation_time  # noqa: E402
 from ._perturbative import literal_delta_n as literal_delta_n  # noqa: E402
 from ._perturbative import perturbative_delta_n as perturbative_delta_n  # noqa: E402
+from ._units import allowed_units as allowed_units  # noqa: E402
+from ._units import parse_quantity as parse_quantity  # noqa: E402
 from ._units import to_internal as to_internal  # noqa: E402
+from ._profiles import value_at as value_at  # noqa: E402
+from ._bosons import DELTA_ZERO as DELTA_ZERO  # noqa: E402
+from ._model import PROCESSES as PROCESSES  # noqa: E402

@@ -1,19 +1,25 @@
-"""cavity-eliashberg numerics: time evolution, steady states, results."""
+"""cavity-eliashberg numerics over a ``kinetics.Model``: time evolution, steady states,
+the perturbative formula, parameter sweeps, and the datasets they return.
+
+Knows no configuration files, figures or command lines (those are the application,
+``cavity_eliashberg``).
+"""
 
 import kinetics as _kinetics  # noqa: F401  (enables float64 before any JAX work)
 
+from ._dataset import VARIABLES as VARIABLES
 from ._dataset import SolverError as SolverError
 from ._dataset import build_dataset as build_dataset
 from ._dataset import load as load
+from ._dataset import model_attributes as model_attributes
+from ._dataset import package_versions as package_versions
 from ._dataset import save as save
+from ._evolve import DIFFRAX_SOLVERS as DIFFRAX_SOLVERS
+from ._evolve import SOLVERS as SOLVERS
+from ._evolve import Interrupted as Interrupted
 from ._evolve import choose_solver as choose_solver
 from ._evolve import evolve as evolve
 from ._evolve import stiffness_estimate as stiffness_estimate
 from ._perturbative import perturbative as perturbative
 from ._steady import steady_state as steady_state
 from ._sweep import sweep as sweep
-from ._config import ConfigError as ConfigError
-from ._config import build_model as build_model
-from ._config import load_config as load_config
-from ._figures import plot as plot
-from ._study import run_study as run_study

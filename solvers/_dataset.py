@@ -72,7 +72,7 @@ class SolverError(CavityEliashbergError, RuntimeError):
         self.partial = partial
 
 
-def _versions() -> dict:
+def package_versions() -> dict:
     out = {"python": platform.python_version()}
     for pkg in ("cavity-eliashberg", "jax", "diffrax", "equinox", "numpy", "xarray"):
         try:
@@ -266,7 +266,7 @@ def build_dataset(
     attrs.update(model_attributes(model))
     for k, v in (solver or {}).items():
         attrs[f"solver.{k}"] = _attr_value(v)
-    for k, v in _versions().items():
+    for k, v in package_versions().items():
         attrs[f"version.{k}"] = v
     if config is not None:
         attrs["config"] = json.dumps(config, sort_keys=True, default=str)

@@ -89,7 +89,7 @@ from kinetics import Model, ParameterError
 from kinetics._perturbative import perturbative_delta_n
 
 from ._bdf import interior_jumps
-from ._dataset import _attr_value, _versions, load, model_attributes, save
+from ._dataset import _attr_value, package_versions, load, model_attributes, save
 from ._evolve import SOLVERS, _gershgorin, _solve, choose_solver
 from ._perturbative import _first_order
 from ._rhs import blas_single_thread
@@ -1220,7 +1220,7 @@ def sweep(
         attrs[f"solver.{k}"] = _attr_value(list(v) if isinstance(v, tuple) else v)
     if probe is not None:
         attrs.update(model_attributes(probe))
-    for k, v in _versions().items():
+    for k, v in package_versions().items():
         attrs[f"version.{k}"] = v
     if config is not None:
         attrs["config"] = json.dumps(config, sort_keys=True, default=str)

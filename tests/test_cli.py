@@ -1,8 +1,8 @@
 """The console script end to end: the default study on a coarse grid, then show and plot.
 
-The default study runs as a separate process (``python -m solvers._cli``: the module
+The default study runs as a separate process (``python -m cavity_eliashberg``: the module
 entry point, the process's own import path and exit code). What follows it calls the
-console script's function itself, ``solvers._cli.main`` (what ``cavity-eliashberg``
+console script's function itself, ``cavity_eliashberg.main`` (what ``cavity-eliashberg``
 runs), in this process: the same argument parsing, study, files and exit codes, without
 another interpreter start and JAX import (~5 s each).
 """
@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from solvers._cli import main
+from cavity_eliashberg import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _cli(*args, cwd):
     return subprocess.run(
-        [sys.executable, "-m", "solvers._cli", *args],
+        [sys.executable, "-m", "cavity_eliashberg", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

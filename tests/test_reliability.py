@@ -18,9 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kinetics
+import cavity_eliashberg
 import solvers
-from solvers._cli import main
-from solvers._config import ConfigError, load_config
+from cavity_eliashberg import main
+from cavity_eliashberg._config import ConfigError, load_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TRANSIENT = str(ROOT / "runs" / "transient_switch_on.toml")
@@ -28,7 +29,7 @@ TRANSIENT = str(ROOT / "runs" / "transient_switch_on.toml")
 
 def _cli(*args, cwd):
     return subprocess.Popen(
-        [sys.executable, "-m", "solvers._cli", *args],
+        [sys.executable, "-m", "cavity_eliashberg", *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -233,11 +234,11 @@ def test_a_read_only_folder_fails_cleanly_and_keeps_the_earlier_file(tmp_path, m
 def test_same_config_gives_bit_identical_results_and_records_its_hash(tmp_path):
     text = (ROOT / "runs" / "fig2.toml").read_text()
     over = {"grid.n": 80, "compute": ["perturbative"]}
-    a = solvers.run_study(*load_config(text, overrides=over), progress=False)
-    b = solvers.run_study(*load_config(text, overrides=over), progress=False)
+    a = cavity_eliashberg.run_study(*load_config(text, overrides=over), progress=False)
+    b = cavity_eliashberg.run_study(*load_config(text, overrides=over), progress=False)
     assert np.array_equal(a.delta_n_first_order.values, b.delta_n_first_order.values)
     assert a.attrs["config_hash"] == b.attrs["config_hash"] and len(a.attrs["config_hash"]) == 64
-    c = solvers.run_study(*load_config(text, overrides={**over, "grid.n": 81}), progress=False)
+    c = cavity_eliashberg.run_study(*load_config(text, overrides={**over, "grid.n": 81}), progress=False)
     assert c.attrs["config_hash"] != a.attrs["config_hash"]
     assert "version.jax" in a.attrs
 

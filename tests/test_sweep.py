@@ -296,7 +296,7 @@ def test_factory_names_identify_partials():
 
 @pytest.mark.slow
 def test_fig1a_map_study_quick(tmp_path):
-    from solvers._cli import main
+    from cavity_eliashberg import main
 
     path = os.path.join(os.path.dirname(__file__), "..", "runs", "sweep_fig1a_map.toml")
     assert main(["run", path, "--quick", "--no-progress", "--output", str(tmp_path)]) == 0

@@ -27,8 +27,18 @@ import numpy as np
 import xarray as xr
 
 import kinetics
-from kinetics._gap import thermal_distribution
-from kinetics._profiles import AbstractProfile, value_at
+from kinetics import AbstractProfile, thermal_distribution, value_at
+from solvers import (
+    VARIABLES,
+    Interrupted,
+    SolverError,
+    evolve,
+    model_attributes,
+    package_versions,
+    perturbative,
+    steady_state,
+    sweep,
+)
 
 from ._config import (
     _DIMENSIONS,
@@ -44,10 +54,6 @@ from ._config import (
     save_times,
     sweep_points,
 )
-from ._dataset import SolverError
-from ._evolve import Interrupted, evolve
-from ._perturbative import perturbative
-from ._steady import steady_state
 
 _RENAME = {
     "perturbative": {
@@ -251,8 +257,6 @@ def _parsed(study: str) -> Config:
 
 def _swept(kind, cfg, raw, models, t_save, store, scheduler, workers, overwrite, progress):
     """One kind over the sweep through `solvers.sweep`, renamed to the study's variables."""
-    from ._sweep import sweep
-
     keys = {dim_name(k): (k, cfg.sweep[k].unit) for k in cfg.sweep}
     public = {k: v for k, v in raw.items() if not k.startswith("_")}
     factory = functools.partial(
@@ -347,8 +351,6 @@ def _label_axis(ds: xr.Dataset, cfg: Config, key: str) -> None:
 def _annotate(
     ds: xr.Dataset, cfg: Config, raw: dict, model: kinetics.Model, wall: dict, total: float
 ) -> xr.Dataset:
-    from ._dataset import VARIABLES, _versions, model_attributes
-
     for name in ds.variables:
         if name in VARIABLES and "units" not in ds[name].attrs:
             ds[name].attrs.update(long_name=VARIABLES[name][0], units=VARIABLES[name][1])
@@ -423,7 +425,7 @@ def _annotate(
         base = {k: v for k, v in base.items() if k not in swept and k != "model.delta0"}
     attrs.update(base)
     attrs["baths.names"] = ",".join(bath_names(cfg))
-    for k, v in _versions().items():
+    for k, v in package_versions().items():
         attrs[f"version.{k}"] = v
     if (t_c := raw.get("model", {}).get("t_c")) is not None:
         attrs["model.t_c"] = str(t_c)

@@ -1,7 +1,7 @@
 """The console script ``cavity-eliashberg``: ``run [CONFIG]``, ``show FILE``, ``plot FILE``.
 
 ``cavity-eliashberg run`` (no configuration) runs the built-in default study
-(``solvers/defaults/fig1a.toml``, the same file as ``runs/fig1a.toml``): the
+(``runs/fig1a.toml``, shipped with the package): the
 equilibrium gap table and the paper's Fig. 1(a), delta Delta / Delta_0 of a
 multimode cavity against omega_0 / Delta_0 for several photon temperatures, by
 perturbation theory (GL and exact linear response) and by the full nonlinear
@@ -23,13 +23,14 @@ import xarray as xr
 
 import kinetics
 
+from solvers import Interrupted, load, save
+
 from ._config import load_config, parse_override, sweep_points
-from ._dataset import load, save
-from ._evolve import Interrupted
 from ._figures import gap_change_sign_changes, plot
+from ._studies import DEFAULT_STUDY, study_path
 from ._study import run_study
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "defaults", "fig1a.toml")
+DEFAULT_CONFIG = study_path(DEFAULT_STUDY)
 
 
 def _gap_table() -> str:

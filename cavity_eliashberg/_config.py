@@ -12,7 +12,7 @@ Values are numbers in the internal units of physics.md section 1 (energies and
 temperatures in k_B T_c, times in hbar / (k_B T_c)) or strings with a unit:
 ``"3 Delta0"``, ``"0.5 T_qp"``, ``"0.0155 / tau_in"``, ``"208 GHz"`` (an
 ordinary frequency f, energy h f), ``"1.31e12 rad/s"`` (angular), ``"10 K"``,
-``"5 ns"``; physical units need ``model.t_c``. See `kinetics._units`.
+``"5 ns"``; physical units need ``model.t_c``. See `kinetics.to_internal`.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import kinetics
 from kinetics import ParameterError
-from kinetics._units import parse_quantity, to_internal
+from kinetics import parse_quantity, to_internal
+from solvers import DIFFRAX_SOLVERS, SOLVERS
 
-from ._evolve import DIFFRAX_SOLVERS, SOLVERS
 
 COMPUTE_KINDS = ("perturbative", "steady", "evolve")
 FIGURE_KINDS = ("gap_change", "delta_n", "transient", "coupling", "map", "none")
