@@ -22,7 +22,6 @@ import numpy as np
 import xarray as xr
 
 import kinetics
-
 from solvers import Interrupted, load, save
 
 from ._config import load_config, parse_override, sweep_points

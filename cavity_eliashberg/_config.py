@@ -31,10 +31,8 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 import kinetics
-from kinetics import ParameterError
-from kinetics import parse_quantity, to_internal
+from kinetics import ParameterError, parse_quantity, to_internal
 from solvers import DIFFRAX_SOLVERS, SOLVERS
-
 
 COMPUTE_KINDS = ("perturbative", "steady", "evolve")
 FIGURE_KINDS = ("gap_change", "delta_n", "transient", "coupling", "map", "none")

@@ -45,7 +45,6 @@ from ._gap import (
 from ._grid import Grid
 from ._profiles import bounds_of
 
-
 PROCESSES = ("scattering", "pair_breaking", "recombination")
 _DYNAMIC_CAPABLE = (MultimodeCavity, SingleModeCavity, Phonons)  # baths with a `dynamic` field
 

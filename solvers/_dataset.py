@@ -23,7 +23,6 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-
 from kinetics import CavityEliashbergError, Model
 from kinetics._gap import thermal_distribution
 from kinetics._model import PROCESSES

@@ -89,7 +89,7 @@ from kinetics import Model, ParameterError
 from kinetics._perturbative import perturbative_delta_n
 
 from ._bdf import interior_jumps
-from ._dataset import _attr_value, package_versions, load, model_attributes, save
+from ._dataset import _attr_value, load, model_attributes, package_versions, save
 from ._evolve import SOLVERS, _gershgorin, _solve, choose_solver
 from ._perturbative import _first_order
 from ._rhs import blas_single_thread

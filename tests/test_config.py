@@ -1,19 +1,19 @@
 """Configurations: every study in runs/ validates, units convert, bad input is refused
 before any work, and the studies' data show what physics.md section 6 says."""
 
-import os
 import math
+import os
 import pathlib
 
 import numpy as np
 import pytest
 
 import kinetics
-from kinetics._units import HBAR, K_B, H, to_internal
 from cavity_eliashberg import main
 from cavity_eliashberg._config import ConfigError, build_model, load_config, sweep_points
 from cavity_eliashberg._figures import sign_changes
 from cavity_eliashberg._study import run_study
+from kinetics._units import HBAR, K_B, H, to_internal
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RUNS = sorted((ROOT / "runs").glob("*.toml"))

@@ -13,14 +13,13 @@ import functools
 import math
 import warnings
 
-import kinetics  # noqa: I001  (first: enables float64 before any other jax use)
-
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.integrate import quad
 
+import kinetics  # noqa: I001  (first: enables float64 before any other jax use)
 from kinetics._gap import gap_function, thermal_distribution
 from kinetics._perturbative import (
     gap_change_gl,

@@ -17,8 +17,8 @@ import xarray as xr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import kinetics
 import cavity_eliashberg
+import kinetics
 import solvers
 from cavity_eliashberg import main
 from cavity_eliashberg._config import ConfigError, load_config
