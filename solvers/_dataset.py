@@ -23,52 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from kinetics import CavityEliashbergError, Model
-from kinetics._gap import thermal_distribution
-from kinetics._model import PROCESSES
-from kinetics._profiles import AbstractProfile
+from kinetics import PROCESSES, AbstractProfile, Model, thermal_distribution
 
-# name -> (long_name, units): the table every variable of every result follows
-VARIABLES = {
-    "n": ("quasiparticle occupation n(xi)", "1"),
-    "delta_n": ("n - n_F(E_xi(Delta)/T_qp) at the state's own gap", "1"),
-    "gap": ("superconducting gap Delta", "k_B T_c"),
-    "relative_gap_change": ("(Delta - Delta_0) / Delta_0", "1"),
-    "relative_gap_change_gl": ("delta Delta / Delta_0, Ginzburg-Landau form", "1"),
-    "n_qp": ("quasiparticle density 4 integral dxi n", "nu_F k_B T_c"),
-    "energy": ("quasiparticle energy 4 integral dxi E n", "nu_F (k_B T_c)^2"),
-    "quasiparticle_energy": ("E_xi = sqrt(xi^2 + Delta^2)", "k_B T_c"),
-    "boson_occupation": ("occupation N_b(Omega) of the dynamic baths' modes", "1"),
-    "boson_reservoir_occupation": ("reservoir occupation n_B(Omega / T_b) at t = 0", "1"),
-    "boson_mode_temperature": ("mode temperature Omega / ln(1 + 1/N_b)", "k_B T_c"),
-    "boson_temperature": (
-        "effective boson temperature: the Bose distribution with the same energy "
-        "integral dOmega rho_b Omega N_b on the Omega grid",
-        "k_B T_c",
-    ),
-    "boson_energy": ("boson energy integral dOmega rho_b Omega N_b", "4 nu_F (k_B T_c)^2"),
-    "mode_density": ("boson modes per unit energy rho_b(Omega)", "4 nu_F"),
-    "process_rate": (
-        "quasiparticles per unit time scattered out / created by pair breaking / lost by "
-        "recombination, 4 integral dxi, per bath",
-        "nu_F k_B T_c x k_B T_c / hbar",
-    ),
-}
-COORDS = {
-    "xi": ("normal-state energy xi", "k_B T_c"),
-    "omega": ("boson energy Omega (state nodes of every dynamic bath, in bath order)", "k_B T_c"),
-    "omega_bath": ("index of the bath each omega node belongs to", "1"),
-    "dynamic_bath": ("dynamic bath", "1"),
-    "time": ("time", "hbar / (k_B T_c)"),
-}
-
-
-class SolverError(CavityEliashbergError, RuntimeError):
-    """A solver failed; ``partial`` holds the dataset of what was computed before."""
-
-    def __init__(self, message: str, partial: xr.Dataset | None = None):
-        super().__init__(message)
-        self.partial = partial
+from ._variables import attributes
 
 
 def package_versions() -> dict:
@@ -145,25 +102,23 @@ def _energy_matched_temperature(omega, c, energy):
     return np.where(energy > 0, np.exp(0.5 * (lo + hi)), 0.0)
 
 
-def _boson_variables(model: Model, bosons, time) -> tuple[dict, dict]:
+def _boson_variables(model: Model, bosons, time: bool) -> tuple[dict, dict]:
     """Variables and coordinates of the dynamic baths (empty for a static model)."""
-    from kinetics._dynamic import heat_capacity, mode_density
-
     if not model.dynamic:
         return {}, {}
-    odims = ("time", "omega") if time is not None else ("omega",)
-    bdims = ("time", "dynamic_bath") if time is not None else ("dynamic_bath",)
+    odims = ("time", "omega") if time else ("omega",)
+    bdims = ("time", "dynamic_bath") if time else ("dynamic_bath",)
     omegas, owner, rho, res, temps, energies = [], [], [], [], [], []
-    for k, nb in zip(model.dynamic, bosons, strict=True):
-        bath, bg = model.baths[k], model.omega_grids[k]
-        om = bg.state_omega
-        c = np.asarray(heat_capacity(bath, bg))
+    reservoir = model.boson_state()
+    for j, (k, nb) in enumerate(zip(model.dynamic, bosons, strict=True)):
+        om = model.omega_grids[k].state_omega
+        c = np.asarray(model.boson_heat_capacity(k))
         nb = np.asarray(nb)
         en = np.sum(c * om * nb, axis=-1)
         omegas.append(om)
         owner.append(np.full(om.shape, k))
-        rho.append(np.asarray(mode_density(bath, jnp.asarray(om))))
-        res.append(np.asarray(model.boson_state()[model.dynamic.index(k)]))
+        rho.append(np.asarray(model.boson_mode_density(k, jnp.asarray(om))))
+        res.append(np.asarray(reservoir[j]))
         energies.append(en)
         temps.append(_energy_matched_temperature(om, c, en).reshape(np.shape(en)))
     nb_all = np.concatenate([np.asarray(b) for b in bosons], axis=-1)
@@ -192,6 +147,57 @@ def _boson_variables(model: Model, bosons, time) -> tuple[dict, dict]:
 _thermal_rows = jax.jit(jax.vmap(thermal_distribution, in_axes=(None, 0, None)), static_argnums=0)
 
 
+def state_variables(model: Model, y, gap, *, time: bool = False) -> tuple[dict, dict]:
+    """The variables every result derives from its states, and their coordinates.
+
+    The one place where n, delta_n (against n_F at the state's own gap), gap,
+    relative_gap_change, n_qp, energy, E_xi and the dynamic baths' variables are computed
+    from a state: single-point datasets and sweeps both call it.
+
+    - `y`: the state(s), shape (state_size,) or (n_time, state_size) with `time`.
+    - `gap`: Delta [T_c], scalar or (n_time,).
+    Returns ``({name: (dims, values)}, {coord: (dim, values)})``.
+    """
+    g = model.grid
+    y = np.asarray(y, dtype=np.float64)
+    n, bosons = model.split(y)
+    gap = np.asarray(gap, dtype=np.float64)
+    delta0 = float(model.delta0)
+    gaps = np.atleast_1d(gap)
+    e = np.sqrt(g.xi[None, :] ** 2 + gaps[:, None] ** 2).reshape(gap.shape + (g.n,))
+    # n_F at the state's own gap (NaN where the state is missing)
+    safe = np.where(np.isfinite(gaps), gaps, 0.0)
+    nf = np.asarray(_thermal_rows(g, jnp.asarray(safe), model.t_qp))
+    nf = np.where(np.isfinite(gaps)[:, None], nf, np.nan).reshape(gap.shape + (g.n,))
+    w = g.weights
+    dims = ("time", "xi") if time else ("xi",)
+    sdims = ("time",) if time else ()
+    data = {
+        "n": (dims, n),
+        "delta_n": (dims, n - nf),
+        "gap": (sdims, gap),
+        "relative_gap_change": (sdims, (gap - delta0) / delta0 if delta0 > 0 else gap * np.nan),
+        "n_qp": (sdims, 4.0 * np.sum(w * n, axis=-1)),
+        "energy": (sdims, 4.0 * np.sum(w * e * n, axis=-1)),
+        "quasiparticle_energy": (dims, e),
+        "delta0": ((), delta0),
+    }
+    coords = {"xi": ("xi", g.xi)}
+    boson_data, boson_coords = _boson_variables(model, bosons, time)
+    data.update(boson_data)
+    coords.update(boson_coords)
+    return data, coords
+
+
+def annotate(ds: xr.Dataset) -> xr.Dataset:
+    """Give every variable and coordinate its long name and units from the one table
+    (``solvers.VARIABLES``); variables that already carry units keep theirs."""
+    for name in ds.variables:
+        if "units" not in ds[name].attrs:
+            ds[name].attrs.update(attributes(name))
+    return ds
+
+
 def build_dataset(
     model: Model,
     n,
@@ -213,54 +219,30 @@ def build_dataset(
     - `kind`: "perturbative", "steady" or "evolve".
     - `time`: save times [hbar/(k_B T_c)] when `n` has a time axis.
     - `solver`: settings and statistics, stored as ``solver.*`` attributes.
-    - `extra`: further variables, name -> (dims, values) (units from VARIABLES).
+    - `extra`: further variables, name -> (dims, values) (units from the variable table).
     - `config`: the configuration that produced the result (stored as JSON).
     - `rates_at`: for a single state, the time [hbar/(k_B T_c)] at which to evaluate
       each bath's process rates (variable ``process_rate(bath, process)``).
     """
-    g = model.grid
     y = np.asarray(n, dtype=np.float64)
-    n, bosons = model.split(y)
-    gap = np.asarray(gap, dtype=np.float64)
-    delta0 = float(model.delta0)
-    t_qp = model.t_qp
-
-    gaps = np.atleast_1d(gap)[:, None]
-    e = np.sqrt(g.xi[None, :] ** 2 + gaps**2).reshape(gap.shape + (g.n,))
-    nf = np.asarray(_thermal_rows(g, jnp.asarray(gaps[:, 0]), t_qp)).reshape(gap.shape + (g.n,))
-    w = g.weights
-    dims = ("time", "xi") if time is not None else ("xi",)
-    sdims = ("time",) if time is not None else ()
-    data = {
-        "n": (dims, n),
-        "delta_n": (dims, n - nf),
-        "gap": (sdims, gap),
-        "relative_gap_change": (sdims, (gap - delta0) / delta0 if delta0 > 0 else gap * np.nan),
-        "n_qp": (sdims, 4.0 * np.sum(w * n, axis=-1)),
-        "energy": (sdims, 4.0 * np.sum(w * e * n, axis=-1)),
-        "quasiparticle_energy": (dims, e),
-    }
-    coords = {"xi": ("xi", g.xi)}
-    boson_data, boson_coords = _boson_variables(model, bosons, time)
-    data.update(boson_data)
-    coords.update(boson_coords)
+    data, coords = state_variables(model, y, gap, time=time is not None)
+    del data["delta0"]  # a model attribute of a single point
     if rates_at is not None and time is None and model.baths:
-        data["process_rate"] = (("bath", "process"), np.asarray(_rates(model, jnp.asarray(y), rates_at)))
+        data["process_rate"] = (
+            ("bath", "process"), np.asarray(_rates(model, jnp.asarray(y), rates_at))
+        )
         coords["bath"] = ("bath", [f"{k}:{type(b).__name__}" for k, b in enumerate(model.baths)])
         coords["process"] = ("process", list(PROCESSES))
     for name, (d, v) in (extra or {}).items():
         data[name] = (d, np.asarray(v))
     if time is not None:
         coords["time"] = ("time", np.asarray(time, dtype=np.float64))
-    ds = xr.Dataset(data, coords=coords)
-    for name in ds.variables:
-        long_name, units = VARIABLES.get(name, COORDS.get(name, (name, "1")))
-        ds[name].attrs.update(long_name=long_name, units=units)
+    ds = annotate(xr.Dataset(data, coords=coords))
     attrs = {
         "title": f"cavity-eliashberg {kind} result",
         "kind": kind,
         "units": "hbar = k_B = 1; energies in k_B T_c, times in hbar/(k_B T_c)",
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     attrs.update(model_attributes(model))
     for k, v in (solver or {}).items():
@@ -307,4 +289,4 @@ def load(path) -> xr.Dataset:
         return ds.load()
 
 
-__all__ = ["build_dataset", "save", "load", "SolverError"]
+__all__ = ["build_dataset", "state_variables", "annotate", "save", "load"]

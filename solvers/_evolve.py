@@ -1,4 +1,9 @@
-"""Time evolution of the kinetic equation with a self-consistent gap (diffrax)."""
+"""Time evolution of the kinetic equation with a self-consistent gap.
+
+``evolve_core`` is the traceable core (one integration between save points, diffrax or
+the project's BDF, with the gap of every saved state and a result code); single points
+(``evolve``, in checkpointed segments) and sweeps (``solvers.sweep``) both call it.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,9 @@ import xarray as xr
 from kinetics import Model, ParameterError
 
 from ._bdf import bdf_solve, interior_jumps
-from ._dataset import SolverError, build_dataset, load, save
+from ._dataset import build_dataset, load, model_attributes, save
+from ._errors import Interrupted, SolverError
+from ._options import EVOLVE
 from ._rhs import blas_single_thread, vector_field
 
 DIFFRAX_SOLVERS = {
@@ -39,15 +46,12 @@ SOLVERS = {**DIFFRAX_SOLVERS, "bdf": bdf_solve}
 _STIFFNESS_THRESHOLD = 1000.0
 
 
-@eqx.filter_jit
-def _gershgorin(model: Model, n, t):
+def gershgorin(model: Model, n, t):
+    """Gershgorin bound of the largest |eigenvalue| of the Jacobian at n (traceable)."""
     return jnp.max(jnp.sum(jnp.abs(model.jacobian(t, n)), axis=1))
 
 
-@eqx.filter_jit
-def gaps_of(model: Model, ns):
-    """Self-consistent Delta[n] for each row of `ns` [T_c]."""
-    return jax.vmap(model.gap)(ns)
+_gershgorin = eqx.filter_jit(gershgorin)
 
 
 def stiffness_estimate(model: Model, n, t=0.0) -> float:
@@ -61,22 +65,29 @@ def choose_solver(model: Model, n0, t_span: float, t0: float = 0.0) -> str:
     return "tsit5" if stiff < _STIFFNESS_THRESHOLD else "bdf"
 
 
-def _initial_state(model: Model, n0):
+def initial_state(model: Model, n0):
+    """Check and convert a user's initial state: (y0, time it was saved at or None,
+    whether the dynamic baths' occupations were given).
+
+    `n0`: None (the thermal state), n (shape (grid.n,)), the full state y (shape
+    (state_size,)), or a dataset of an earlier run (its last state). Rounding-level
+    negatives (a Newton iterate: |n| below 1e-12) are clipped to 0.
+    """
     if n0 is None:
-        return model.initial_state(), None
+        return model.initial_state(), None, True
     bosons = None
+    t_start = None
     if isinstance(n0, xr.Dataset):
         ds = n0
         n = ds["n"].values
-        t_start = float(ds["time"].values[-1]) if "time" in ds["n"].dims else None
+        if "time" in ds["n"].dims:
+            t_start = float(ds["time"].values[-1])
         if n.ndim == 2:
             n = n[-1]
         if "boson_occupation" in ds and model.dynamic:
             b = ds["boson_occupation"].values
             bosons = b[-1] if b.ndim == 2 else b
         n0 = n
-    else:
-        t_start = None
     n0 = np.asarray(n0, dtype=np.float64)
     size = model.state_size
     if n0.shape == (size,):
@@ -86,23 +97,25 @@ def _initial_state(model: Model, n0):
             f" or ({size},) (n followed by the dynamic baths' N_b)" if size != model.grid.n else ""
         )
         raise ParameterError(
-            f"evolve: n0 must have shape ({model.grid.n},) (one value per grid point){extra}; "
+            f"n0 must have shape ({model.grid.n},) (one value per grid point){extra}; "
             f"got {n0.shape}."
         )
-    if not np.all(np.isfinite(n0)) or np.any(n0 < 0) or np.any(n0 > 1):
-        raise ParameterError("evolve: n0 must be finite and within [0, 1].")
+    if not np.all(np.isfinite(n0)) or np.any(n0 < -1e-12) or np.any(n0 > 1):
+        raise ParameterError("n0 must be finite and within [0, 1].")
+    n0 = np.maximum(n0, 0.0)
     if not model.dynamic:
-        return jnp.asarray(n0), t_start
+        return jnp.asarray(n0), t_start, True
+    given = bosons is not None
     if bosons is None:
         bosons = np.concatenate([np.asarray(b) for b in model.boson_state()])
     bosons = np.asarray(bosons, dtype=np.float64)
     if bosons.shape != (size - model.grid.n,) or not np.all(np.isfinite(bosons)) or np.any(bosons < -1e-12):
         raise ParameterError(
-            f"evolve: the boson occupations of n0 must be finite, >= 0 and of shape "
+            f"the boson occupations of n0 must be finite, >= 0 and of shape "
             f"({size - model.grid.n},); got shape {bosons.shape}, minimum {np.min(bosons):g}."
         )
     bosons = np.maximum(bosons, 0.0)  # rounding-level negatives (a Newton iterate)
-    return jnp.concatenate([jnp.asarray(n0), jnp.asarray(bosons)]), t_start
+    return jnp.concatenate([jnp.asarray(n0), jnp.asarray(bosons)]), t_start, given
 
 
 def evolve(
@@ -110,10 +123,10 @@ def evolve(
     t_save,
     *,
     n0=None,
-    solver: str = "auto",
-    rtol: float = 1e-8,
-    atol: float = 1e-12,
-    max_steps: int = 200_000,
+    solver: str = EVOLVE["solver"],
+    rtol: float = EVOLVE["rtol"],
+    atol: float = EVOLVE["atol"],
+    max_steps: int = EVOLVE["max_steps"],
     dt0: float | None = None,
     progress: bool = True,
     throw: bool = True,
@@ -175,7 +188,7 @@ def evolve(
             f"evolve: checkpoint_every must be a positive integer (save points per segment); "
             f"got {checkpoint_every!r}."
         )
-    y0, t_prev = _initial_state(model, n0)
+    y0, t_prev, _ = initial_state(model, n0)
     t0 = float(t_save[0])
     t1 = float(t_save[-1]) if t_save.size > 1 else t0
     name = choose_solver(model, y0, t1 - t0, t0) if solver == "auto" else solver
@@ -191,10 +204,12 @@ def evolve(
         edges = [0, 0]
     ys = np.full((size, y0.shape[0]), np.nan)
     ys[0] = np.asarray(y0)
+    gaps = np.full(size, np.nan)
+    gaps[0] = float(model.gap(y0))
     done_to, stats, wall = 0, {}, 0.0
     if checkpoint is not None and os.path.exists(checkpoint):
-        ys, done_to, stats, wall = _read_checkpoint(checkpoint, fingerprint, ys, model)
-    ok, message = True, "success"
+        ys, gaps, done_to, stats, wall = _read_checkpoint(checkpoint, fingerprint, ys, gaps)
+    ok, message, reason = True, "success", ""
     from tqdm import tqdm
 
     bar = tqdm(total=size - 1, initial=done_to, unit="save", desc="evolve",
@@ -209,42 +224,40 @@ def evolve(
             # an array, not a tuple of floats: new jump times (a swept t_on) must not
             # recompile the integrator; only their number is part of the program
             jumps = jnp.asarray(interior_jumps(model.jump_times(), seg[0], seg[-1]), jnp.float64)
-            sol = _solve(
+            out = _core_jit(
                 model, jnp.asarray(ys[a]), jnp.asarray(seg[0]), jnp.asarray(seg[-1]), jnp.asarray(seg),
                 name, rtol, atol, max_steps, dt0, jumps, progress and checkpoint is None,
             )
             wall += _time.perf_counter() - start
-            for k, v in sol.stats.items():
-                if np.ndim(v) == 0:
-                    stats[k] = stats.get(k, 0) + int(v)
-            rows = np.asarray(sol.ys)
+            for k, v in out["stats"].items():
+                stats[k] = stats.get(k, 0) + int(v)
+            rows = np.asarray(out["y"])
             ys[a : b + 1] = rows
-            ok = bool(sol.result == diffrax.RESULTS.successful)
+            gaps[a : b + 1] = np.asarray(out["gap"])
+            reason, message = result_reason(int(out["result"]))
+            ok = not reason
             if ok:
-                problem = _diagnose(model, rows, seg)
-                if problem:
-                    ok, message = False, problem
-            else:
-                message = str(diffrax.RESULTS[sol.result])
+                reason, message = _diagnose(model, rows, gaps[a : b + 1], seg)
+                ok = not reason
             finite = np.all(np.isfinite(rows), axis=1)
             done_to = a + int(np.argmin(finite)) - 1 if not finite.all() else b
             if not ok:
                 break
             bar.update(b - a)
             if checkpoint is not None:
-                _write_checkpoint(checkpoint, model, ys, t_save, done_to, fingerprint, settings,
-                                  stats, wall, config)
+                _write_checkpoint(checkpoint, model, ys, gaps, t_save, done_to, fingerprint,
+                                  settings, stats, wall, config)
             if stop.signal is not None and b < size - 1:
-                ds = _dataset(model, ys, t_save, settings, "interrupted", f"stopped by {stop.signal}",
-                              stats, wall, t_prev, config)
+                ds = _dataset(model, ys, gaps, t_save, settings, "interrupted",
+                              f"stopped by {stop.signal}", stats, wall, t_prev, config)
                 raise Interrupted(
                     f"evolve: stopped by {stop.signal} at t = {t_save[b]:g}; the state is saved in "
                     f"{checkpoint}. Run the same call (or `cavity-eliashberg resume {checkpoint}`) "
                     "to continue from there.",
                     partial=ds, signal_name=stop.signal,
                 )
-    ds = _dataset(model, ys, t_save, settings, "success" if ok else "failed", message, stats, wall,
-                  t_prev, config)
+    ds = _dataset(model, ys, gaps, t_save, settings, "success" if ok else "failed",
+                  message if not ok else "success", stats, wall, t_prev, config)
     if ok and checkpoint is not None and os.path.exists(checkpoint):
         os.remove(checkpoint)  # the run is complete: the result replaces the checkpoint
     if not ok:
@@ -255,16 +268,8 @@ def evolve(
             f"tolerances, a finer grid or another solver (e.g. 'bdf' for stiff problems)."
         )
         if throw:
-            raise SolverError(msg, partial=ds)
+            raise SolverError(msg, partial=ds, reason=reason)
     return ds
-
-
-class Interrupted(SolverError):
-    """A run stopped by SIGINT or SIGTERM after writing its checkpoint."""
-
-    def __init__(self, message, partial=None, signal_name="SIGTERM"):
-        super().__init__(message, partial)
-        self.signal_name = signal_name
 
 
 class _StopOnSignal:
@@ -290,35 +295,44 @@ class _StopOnSignal:
         return False
 
 
-def _diagnose(model: Model, rows, times) -> str:
-    """A physical failure in integrated states: non-finite, n outside [0, 1], Delta -> 0."""
+def result_reason(code: int) -> tuple[str, str]:
+    """A diffrax ``RESULTS`` code -> (``SolverError.reason``, message); ("", "") on success."""
+    if code == diffrax.RESULTS.successful._value:
+        return "", ""
+    message = diffrax.RESULTS._index_to_message[code]
+    if code == diffrax.RESULTS.max_steps_reached._value:
+        return "max_steps", message
+    if code == diffrax.RESULTS.dt_min_reached._value:
+        return "step_size", message
+    return "failed", message
+
+
+def _diagnose(model: Model, rows, gaps, times) -> tuple[str, str]:
+    """A physical failure in integrated states, as (reason, message); ("", "") if none:
+    non-finite, n outside [0, 1], Delta -> 0."""
     n = rows[:, : model.grid.n]
     finite = np.all(np.isfinite(rows), axis=1)
     if not finite.all():
         k = int(np.argmin(finite))
-        return f"a non-finite value in the state at t = {times[k]:g}"
+        return "nonfinite", f"a non-finite value in the state at t = {times[k]:g}"
     bad = np.any((n < -1e-6) | (n > 1.0 + 1e-6), axis=1)
     if bad.any():
         k = int(np.argmax(bad))
-        return (
+        return "left_unit_interval", (
             f"n left [0, 1] at t = {times[k]:g} (min {n[k].min():.3g}, max {n[k].max():.3g}): "
             "the step is too large for the coupling; tighten rtol/atol or use 'bdf'"
         )
-    if float(model.delta0) > 0:
-        gaps = np.asarray(gaps_of(model, jnp.asarray(n)))
-        if np.any(gaps <= 0):
-            k = int(np.argmax(gaps <= 0))
-            return (
-                f"the gap collapsed to zero at t = {times[k]:g} (the film went normal); the "
-                "states up to then are kept. A weaker drive or coupling keeps it superconducting"
-            )
-    return ""
+    if float(model.delta0) > 0 and np.any(gaps <= 0):
+        k = int(np.argmax(gaps <= 0))
+        return "gap_collapsed", (
+            f"the gap collapsed to zero at t = {times[k]:g} (the film went normal); the "
+            "states up to then are kept. A weaker drive or coupling keeps it superconducting"
+        )
+    return "", ""
 
 
-def _dataset(model, ys, t_save, settings, status, message, stats, wall, t_prev, config):
+def _dataset(model, ys, gaps, t_save, settings, status, message, stats, wall, t_prev, config):
     done = np.all(np.isfinite(ys), axis=1)
-    gaps = np.asarray(gaps_of(model, jnp.where(done[:, None], ys, 0.0)[:, : model.grid.n]))
-    gaps = np.where(done, gaps, np.nan)
     info = {
         **settings,
         "status": status,
@@ -329,13 +343,12 @@ def _dataset(model, ys, t_save, settings, status, message, stats, wall, t_prev, 
     }
     if t_prev is not None:
         info["restarted_from_time"] = t_prev
+    gaps = np.where(done, gaps, np.nan)
     return build_dataset(model, ys, gaps, kind="evolve", time=t_save, solver=info, config=config)
 
 
 def _fingerprint(model, t_save, y0, settings) -> str:
     """What a checkpoint must match to be continued: model, save times, start, solver."""
-    from ._dataset import model_attributes
-
     h = hashlib.sha256()
     h.update(json.dumps(model_attributes(model), sort_keys=True, default=str).encode())
     h.update(np.ascontiguousarray(t_save).tobytes())
@@ -344,15 +357,16 @@ def _fingerprint(model, t_save, y0, settings) -> str:
     return h.hexdigest()
 
 
-def _write_checkpoint(path, model, ys, t_save, done_to, fingerprint, settings, stats, wall, config):
-    ds = _dataset(model, ys, t_save, settings, "incomplete", f"checkpoint at t = {t_save[done_to]:g}",
-                  stats, wall, None, config)
+def _write_checkpoint(path, model, ys, gaps, t_save, done_to, fingerprint, settings, stats, wall,
+                      config):
+    ds = _dataset(model, ys, gaps, t_save, settings, "incomplete",
+                  f"checkpoint at t = {t_save[done_to]:g}", stats, wall, None, config)
     ds["state"] = (("time", "state_index"), ys)
     ds.attrs.update({"checkpoint.fingerprint": fingerprint, "checkpoint.done_to": int(done_to)})
     save(ds, path, overwrite=True)
 
 
-def _read_checkpoint(path, fingerprint, ys, model):
+def _read_checkpoint(path, fingerprint, ys, gaps):
     ds = load(path)
     if ds.attrs.get("checkpoint.fingerprint") != fingerprint:
         raise ParameterError(
@@ -361,9 +375,10 @@ def _read_checkpoint(path, fingerprint, ys, model):
         )
     done_to = int(ds.attrs["checkpoint.done_to"])
     ys[: done_to + 1] = ds["state"].values[: done_to + 1]
+    gaps[: done_to + 1] = ds["gap"].values[: done_to + 1]
     stats = {k.split(".", 1)[1]: int(v) for k, v in ds.attrs.items()
              if k.startswith("solver.num_") and isinstance(v, (int, np.integer))}
-    return ys, done_to, stats, float(ds.attrs.get("solver.wall_time_s", 0.0))
+    return ys, gaps, done_to, stats, float(ds.attrs.get("solver.wall_time_s", 0.0))
 
 
 def _shifted(field, shift):
@@ -373,8 +388,28 @@ def _shifted(field, shift):
     return shifted
 
 
-@eqx.filter_jit
-def _solve(model, y0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progress):
+def evolve_core(model, y0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progress) -> dict:
+    """Integrate from (t0, y0) to t1 and save at `ts` (traceable; single points and sweeps
+    both call it).
+
+    `name`: a key of ``SOLVERS`` (not "auto"); `jumps`: times of parameter jumps inside
+    (t0, t1) (an array: new jump times do not recompile). Returns arrays: ``y`` (saved
+    states, inf/NaN rows where the run did not get to), ``gap`` of each saved state
+    (NaN there), ``result`` (a diffrax ``RESULTS`` code) and ``stats`` (counters).
+    """
+    sol = _integrate(model, y0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progress)
+    ys = sol.ys
+    done = jnp.all(jnp.isfinite(ys), axis=1)
+    gaps = jax.vmap(model.gap)(jnp.where(done[:, None], ys, 0.0))
+    stats = {k: v for k, v in sol.stats.items() if jnp.ndim(v) == 0}
+    return {"y": ys, "gap": jnp.where(done, gaps, jnp.nan), "result": sol.result._value,
+            "stats": stats}
+
+
+_core_jit = eqx.filter_jit(evolve_core)
+
+
+def _integrate(model, y0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progress):
     if name == "bdf":  # stops at the jumps itself; dt0 is its own first-step choice
         meter = diffrax.TqdmProgressMeter(refresh_steps=5) if progress else None
         return bdf_solve(

@@ -1,9 +1,13 @@
-"""Steady states: Newton's method on the right-hand side, and integrate-until-steady."""
+"""Steady states: Newton's method on the right-hand side, and integrate-until-steady.
+
+``steady_start`` and ``steady_core`` are the traceable core (a pure function of the model
+and options returning arrays); ``solve_steady`` adds the continuation fallback. Single
+points (``steady_state``) and sweeps (``solvers.sweep``) both go through them.
+"""
 
 from __future__ import annotations
 
 import time as _time
-import warnings
 
 import diffrax
 import equinox as eqx
@@ -13,11 +17,12 @@ import numpy as np
 import optimistix as optx
 import xarray as xr
 
-from kinetics import Model, ParameterError
-from kinetics._perturbative import perturbative_delta_n
+from kinetics import Model, ParameterError, perturbative_delta_n
 
-from ._dataset import SolverError, build_dataset
-from ._evolve import DIFFRAX_SOLVERS, _initial_state, stiffness_estimate
+from ._dataset import build_dataset
+from ._errors import SolverError
+from ._evolve import DIFFRAX_SOLVERS, gershgorin, initial_state
+from ._options import STEADY
 from ._rhs import blas_single_thread, vector_field
 
 
@@ -38,7 +43,6 @@ def _residual_weights(model: Model, y, t, scale):
     return jnp.concatenate([jnp.full((nn,), scale), w_b])
 
 
-@eqx.filter_jit
 def _newton(model: Model, n0, t, scale, tol, max_iter):
     """Damped Newton with the structured Jacobian; every loop is bounded.
 
@@ -108,7 +112,6 @@ def _newton(model: Model, n0, t, scale, tol, max_iter):
     return n, res, it
 
 
-@eqx.filter_jit
 def _relax_bosons(model: Model, y, t, iters: int = 8):
     """Newton on the dynamic baths' block alone, at fixed n: a starting point for the full
     Newton (bosons at their reservoir are far from the state the quasiparticles impose
@@ -126,28 +129,112 @@ def _relax_bosons(model: Model, y, t, iters: int = 8):
     return jax.lax.fori_loop(0, iters, body, y)
 
 
-def _residual_scale(model: Model, n, t) -> float:
+def residual_scale(model: Model, y0, t):
+    """The time that turns a rate into an occupation change [hbar/(k_B T_c)] (traceable):
+    tau_in, or without it the fastest relaxation time 1 / |lambda|_max at y0."""
     if model.tau_in is not None:
-        return float(model.tau_in)
-    return 1.0 / stiffness_estimate(model, n, t)
+        return jnp.asarray(model.tau_in, dtype=jnp.float64)
+    return 1.0 / gershgorin(model, y0, t)
 
 
-def _scaled_model(model: Model, s):
+def scaled_model(model: Model, s):
     """The model with every bath's coupling multiplied by s (for continuation)."""
     return eqx.tree_at(lambda m: m.baths, model, tuple(b.scaled(s) for b in model.baths))
+
+
+def steady_start(model: Model, start: str, t, tol, max_iter):
+    """The starting state of the Newton iteration (traceable).
+
+    - "perturbative" (with tau_in): n_F + tau_in I[n_F], clipped to [0, 1];
+    - "thermal" (or no tau_in): n_F at Delta_0;
+    - a model with dynamic baths and start "perturbative": the steady state of its static
+      version (bosons fixed at their reservoirs), first Newton stage;
+    then, with dynamic baths, the bosons relaxed at fixed n (a Newton on their block alone:
+    bosons at their reservoir are far from what the quasiparticles impose when exchange
+    beats escape, and the full Newton from there fails).
+    """
+    if model.dynamic and start == "perturbative":
+        static = model.static_version()
+        n = steady_core(static, steady_start(static, start, t, tol, max_iter), t, tol, max_iter)
+        y0 = model.join(n["y"], model.boson_state(t))
+    elif start == "perturbative" and model.tau_in is not None:
+        n = jnp.clip(model.thermal_state() + perturbative_delta_n(model, t), 0.0, 1.0)
+        y0 = model.join(n, model.boson_state(t))
+    else:
+        y0 = model.initial_state(t)
+    if model.dynamic:
+        y0 = _relax_bosons(model, y0, t)
+    return y0
+
+
+def steady_core(model: Model, y0, t, tol, max_iter) -> dict:
+    """One Newton solve from y0, traceable: the core that single points and sweeps call.
+
+    Returns arrays: ``y`` (the last iterate), ``gap``, ``residual``, ``iterations``,
+    ``delta0``; converged when residual <= tol.
+    """
+    scale = residual_scale(model, y0, t)
+    y, res, it = _newton(model, y0, t, scale, tol, max_iter)
+    return {"y": y, "gap": model.gap(y), "residual": res, "iterations": it, "delta0": model.delta0}
+
+
+_newton_jit = eqx.filter_jit(_newton)
+_start_jit = eqx.filter_jit(steady_start)
+_core_jit = eqx.filter_jit(steady_core)
+_relax_jit = eqx.filter_jit(_relax_bosons)
+_scale_jit = eqx.filter_jit(residual_scale)
+
+
+def start_state(model: Model, start: str, t, tol, max_iter: int):
+    """``steady_start``, compiled (a Python entry point for single points and fallbacks)."""
+    with blas_single_thread():
+        return _start_jit(model, start, jnp.asarray(t, jnp.float64),
+                          jnp.asarray(tol, jnp.float64), max_iter)
+
+
+def continue_steady(model: Model, t, tol, max_iter, steps: int, y_start) -> dict:
+    """The fallback when Newton fails (shared by single points and sweeps): continuation
+    in the coupling, ramped up geometrically from 1e-3 over `steps` stages, each Newton
+    solve started from the previous stage's state; the residual is scaled as for a solve
+    from `y_start`. Returns the core's outputs, iterations summed over the stages."""
+    t, tol = jnp.asarray(t, jnp.float64), jnp.asarray(tol, jnp.float64)
+    scale = _scale_jit(model, y_start, t)
+    y = model.initial_state(t)
+    if model.dynamic:
+        y = _relax_jit(model, y, t)
+    total = 0
+    for s in np.geomspace(1e-3, 1.0, steps):
+        with blas_single_thread():
+            y, res, it = _newton_jit(scaled_model(model, float(s)), y, t, scale, tol, max_iter)
+        total += int(it)
+    return {"y": y, "gap": model.gap(y), "residual": res, "iterations": total,
+            "delta0": model.delta0}
+
+
+def solve_steady(model: Model, y0, t, tol, max_iter, continuation_steps: int) -> tuple[dict, int]:
+    """Newton from y0 and, when it fails, the continuation fallback: the whole recipe of a
+    steady state, for single points and sweeps alike. Returns (outputs as numpy, stages)."""
+    t, tol = jnp.asarray(t, jnp.float64), jnp.asarray(tol, jnp.float64)
+    with blas_single_thread():  # XLA's LU calls OpenBLAS: keep it off XLA's cores
+        out = _core_jit(model, y0, t, tol, max_iter)
+    stages = 1
+    if not float(out["residual"]) <= float(tol) and continuation_steps > 0:
+        out = continue_steady(model, t, tol, max_iter, continuation_steps, y0)
+        stages = continuation_steps
+    return jax.device_get(out), stages
 
 
 def steady_state(
     model: Model,
     *,
-    start: str = "perturbative",
+    start: str = STEADY["start"],
     n0=None,
-    t: float = 0.0,
-    method: str = "newton",
-    tol: float = 1e-11,
-    max_iter: int = 50,
-    continuation_steps: int = 8,
-    solver: str = "kvaerno5",
+    t: float = STEADY["t"],
+    method: str = STEADY["method"],
+    tol: float = STEADY["tol"],
+    max_iter: int = STEADY["max_iter"],
+    continuation_steps: int = STEADY["continuation_steps"],
+    solver: str = STEADY["solver"],
     throw: bool = True,
     config: dict | None = None,
 ) -> xr.Dataset:
@@ -156,7 +243,8 @@ def steady_state(
     **Main arguments:**
 
     - `model`: the physical situation (time-dependent parameters are frozen at `t`).
-    - `start`: "perturbative" (n_F + tau_in I[n_F], needs tau_in) or "thermal".
+    - `start`: "perturbative" (n_F + tau_in I[n_F], needs tau_in) or "thermal"
+      (see ``steady_start``).
     - `method`: "newton" (damped Newton with the structured Jacobian; when it
       fails, continuation in the coupling: the couplings are ramped up
       geometrically over `continuation_steps` stages, each started from the
@@ -165,14 +253,17 @@ def steady_state(
 
     **Other arguments:**
 
-    - `n0`: explicit initial guess (overrides `start`): n, or with dynamic baths the
-      full state y. Bosons not given start at their reservoir and are first relaxed
-      at fixed n (a Newton on their block alone).
+    - `n0`: explicit initial guess (overrides `start`): n, the full state y with dynamic
+      baths, or a dataset of an earlier run (its last state). Bosons not given start at
+      their reservoir and are first relaxed at fixed n (a Newton on their block alone).
     - `tol`: residual tolerance: max |dn/dt| times tau_in (or times the fastest
       relaxation time without tau_in); a dynamic bath's N_k counts as |dN_k/dt| over
       the node's own fastest time (``_residual_weights``).
     - `max_iter`: Newton iterations per stage.
     - `solver`: the diffrax solver for ``method="integrate"`` (see `evolve`).
+    - `throw`: raise `SolverError` (reason "not_converged", the last iterate in its
+      ``partial``) when the tolerance is not reached; with False return that dataset,
+      marked ``solver.status = "failed"``.
 
     The dataset's attributes ``solver.residual``, ``solver.iterations`` and
     ``solver.status`` report the outcome.
@@ -183,59 +274,28 @@ def steady_state(
         raise ParameterError(f"steady_state: method must be 'newton' or 'integrate'; got {method!r}.")
     if not (np.isfinite(tol) and tol > 0):
         raise ParameterError(f"steady_state: tol must be > 0; got {tol!r}.")
-    given_bosons = n0 is not None and np.shape(n0) == (model.state_size,) or (
-        isinstance(n0, xr.Dataset) and "boson_occupation" in n0
-    )
+    if method == "integrate" and solver not in DIFFRAX_SOLVERS:
+        raise ParameterError(
+            f"steady_state: solver must be one of {sorted(DIFFRAX_SOLVERS)} (a diffrax "
+            f"solver: the steady-state event is diffrax's); got {solver!r}."
+        )
+    t_arr, tol_arr = jnp.asarray(t, jnp.float64), jnp.asarray(tol, jnp.float64)
     if n0 is not None:
-        y0, _ = _initial_state(model, n0)
-    elif model.dynamic and method == "newton" and start == "perturbative":
-        # start from the static-bath steady state, bosons relaxed to it at fixed n
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the model's own warnings were given already
-            static = model.static_version()
-            ds = steady_state(static, start=start, t=t, tol=tol, max_iter=max_iter,
-                              continuation_steps=continuation_steps, throw=False)
-        y0 = model.join(jnp.asarray(ds.n.values), model.boson_state(t))
-    elif start == "perturbative" and model.tau_in is not None:
-        y0 = jnp.clip(model.thermal_state() + perturbative_delta_n(model, t), 0.0, 1.0)
-        y0 = model.join(y0, model.boson_state(t))
+        y0, _, bosons_given = initial_state(model, n0)
+        if model.dynamic and not bosons_given:
+            y0 = _relax_jit(model, y0, t_arr)
     else:
-        y0 = model.initial_state(t)
-    if model.dynamic and not given_bosons:
-        y0 = _relax_bosons(model, y0, t)
+        y0 = start_state(model, start, t, tol, max_iter)
     clock = _time.perf_counter()
     if method == "integrate":
-        if solver not in DIFFRAX_SOLVERS:
-            raise ParameterError(
-                f"steady_state: solver must be one of {sorted(DIFFRAX_SOLVERS)} (a diffrax "
-                f"solver: the steady-state event is diffrax's); got {solver!r}."
-            )
         n, res, iters, stages = _integrate_to_steady(model, y0, t, tol, solver)
     else:
-        # an array, not a Python float: a float would be a static argument of the
-        # jitted Newton and every new tau_in would recompile it (~10 s)
-        scale = jnp.asarray(_residual_scale(model, y0, t), dtype=jnp.float64)
-        # likewise the tolerance and the time the parameters are frozen at
-        t_arr, tol_arr = jnp.asarray(t, jnp.float64), jnp.asarray(tol, jnp.float64)
-        with blas_single_thread():  # XLA's LU calls OpenBLAS: keep it off XLA's cores
-            n, res, iters = _newton(model, y0, t_arr, scale, tol_arr, max_iter)
-        stages = 1
-        if not float(res) <= tol and continuation_steps > 0:
-            n = model.initial_state(t)
-            if model.dynamic:
-                n = _relax_bosons(model, n, t)
-            iters_total = 0
-            for s in np.geomspace(1e-3, 1.0, continuation_steps):
-                with blas_single_thread():
-                    n, res, iters = _newton(
-                        _scaled_model(model, float(s)), n, t_arr, scale, tol_arr, max_iter
-                    )
-                iters_total += int(iters)
-            iters, stages = iters_total, continuation_steps
+        out, stages = solve_steady(model, y0, t_arr, tol_arr, max_iter, continuation_steps)
+        n, res, iters = out["y"], out["residual"], out["iterations"]
     wall = _time.perf_counter() - clock
     res = float(res)
     ok = res <= tol
-    gap = float(model.gap(n))
+    gap = float(model.gap(jnp.asarray(n)))
     info = {
         "name": method if method == "newton" else f"integrate ({solver})",
         "start": start if n0 is None else "given",
@@ -256,12 +316,13 @@ def steady_state(
             f"iterations ({method}, {stages} stage(s)). The last iterate is in the partial "
             f"result. Try method='integrate', a finer grid, or a smaller coupling.",
             partial=ds,
+            reason="not_converged",
         )
     return ds
 
 
 def _integrate_to_steady(model: Model, y0, t, tol, solver):
-    scale = _residual_scale(model, y0, t)
+    scale = float(residual_scale(model, y0, t))
     sol = _integrate(model, y0, t, tol / scale, solver)
     n = sol.ys[-1]
     weights = _residual_weights(model, n, t, scale)

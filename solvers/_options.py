@@ -1,0 +1,36 @@
+"""Solver defaults, in one place: the solvers' signatures, ``sweep``'s options, the
+application's configuration schema and ``show`` all read this table."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+# kind -> option -> default
+DEFAULTS = MappingProxyType(
+    {
+        "steady": MappingProxyType(
+            {
+                "start": "perturbative",  # or "thermal"
+                "method": "newton",  # or "integrate"
+                "tol": 1e-11,  # max |dn/dt| tau_in (or times the fastest relaxation time)
+                "max_iter": 50,  # Newton iterations per stage
+                "continuation_steps": 8,  # stages of the coupling ramp when Newton fails
+                "solver": "kvaerno5",  # the diffrax solver of method="integrate"
+                "t": 0.0,  # time at which time-dependent parameters are frozen
+            }
+        ),
+        "evolve": MappingProxyType(
+            {
+                "solver": "auto",
+                "rtol": 1e-8,
+                "atol": 1e-12,
+                "max_steps": 200_000,
+            }
+        ),
+        "perturbative": MappingProxyType({"t": 0.0}),
+    }
+)
+
+STEADY = DEFAULTS["steady"]
+EVOLVE = DEFAULTS["evolve"]
+PERTURBATIVE = DEFAULTS["perturbative"]

@@ -1,0 +1,392 @@
+"""What a worker does with one chunk of a sweep: build the models, group the points that
+share a compiled program, run the solver cores, and return plain numpy results.
+
+The cores are the solvers' own (``steady_start``/``steady_core`` and the continuation
+fallback ``continue_steady``, ``evolve_core``, ``perturbative_core``): a sweep point and a
+single-point call compute the same thing. Programs are compiled once per process and
+problem structure (only float64 parameter values differ between the points of a group)
+and kept in a bounded cache.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+import socket
+import time as _time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kinetics import Model, ParameterError
+
+from ._bdf import interior_jumps
+from ._dataset import state_variables
+from ._evolve import choose_solver, evolve_core, result_reason
+from ._perturbative import check_perturbative, perturbative_core
+from ._rhs import blas_single_thread
+from ._steady import continue_steady, start_state, steady_core, steady_start
+
+# (kind, options, structure, batch size) -> (compiled program, compile seconds); bounded,
+# since every compiled XLA program holds memory mappings for the life of the process
+_COMPILED: collections.OrderedDict = collections.OrderedDict()
+_MAX_PROGRAMS = 32
+
+
+def structure_key(model: Model):
+    """What decides the compiled program of a model: everything but its array values."""
+    dyn, static = eqx.partition(model, eqx.is_array)
+    leaves, treedef = jax.tree.flatten(dyn)
+    s_leaves, s_treedef = jax.tree.flatten(static)
+    shapes = tuple((x.shape, str(x.dtype), bool(getattr(x, "weak_type", False))) for x in leaves)
+    key = (treedef, s_treedef, shapes, tuple(s_leaves))
+    try:
+        hash(key)
+    except TypeError:
+        key = ("unhashable", id(model))
+    return key
+
+
+def _initial_state(model: Model, excess):
+    """The thermal state with n scaled by (1 + excess), bosons at their reservoirs."""
+    return model.join(model.thermal_state() * (1.0 + excess), model.boson_state())
+
+
+def _core_fn(kind: str, options_key: tuple, warm: bool):
+    """The solver core of one point as a function of the model (and, `warm`, of a start)."""
+    o = dict(options_key)
+    if kind == "steady":
+        if warm:
+            return lambda m, y0: steady_core(m, y0, o["t"], o["tol"], o["max_iter"])
+        return lambda m: steady_core(
+            m, steady_start(m, o["start"], o["t"], o["tol"], o["max_iter"]), o["t"], o["tol"],
+            o["max_iter"],
+        )
+    if kind == "evolve":
+        ts = o["t_save"]
+
+        def evolve_point(m):
+            t1 = ts[-1] if len(ts) > 1 else ts[0]
+            return evolve_core(
+                m, _initial_state(m, o["n0_excess"]), ts[0], t1, jnp.asarray(ts), o["solver"],
+                o["rtol"], o["atol"], o["max_steps"], None, jnp.asarray(o["jumps"]), False,
+            )
+
+        return evolve_point
+    return lambda m: perturbative_core(m, o["t"])
+
+
+def _program(kind, options_key, static, dyn, size, y0=None):
+    """The compiled program of a group, cached per process (size None: one point, else a
+    vmap over `size` stacked points); returns (program, compile seconds)."""
+    one = dyn if size is None else jax.tree.map(lambda x: x[0], dyn)
+    warm = y0 is not None
+    key = (kind, options_key, structure_key(eqx.combine(one, static)), size, warm)
+    if key in _COMPILED:
+        _COMPILED.move_to_end(key)
+        return _COMPILED[key][0], 0.0
+    core = _core_fn(kind, options_key, warm)
+    if warm:
+        fn = jax.jit(lambda d, y: core(eqx.combine(d, static), y))
+        args = (dyn, y0)
+    else:
+        one_point = lambda d: core(eqx.combine(d, static))  # noqa: E731
+        fn = jax.jit(one_point if size is None else jax.vmap(one_point))
+        args = (dyn,)
+    clock = _time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    seconds = _time.perf_counter() - clock
+    _COMPILED[key] = (compiled, seconds)
+    while len(_COMPILED) > _MAX_PROGRAMS:
+        _COMPILED.popitem(last=False)
+    return compiled, seconds
+
+
+@dataclass(frozen=True)
+class Task:
+    """One chunk of work, picklable (it travels to dask workers)."""
+
+    kind: str
+    factory: Callable
+    names: tuple
+    points: tuple  # ((flat index, (value, ...)), ...)
+    options: tuple  # sorted (name, value) pairs
+    batch: str
+    pad_to: int
+    keep_n: bool
+    run_id: str
+    compilation_cache: str | None = None
+    # continuation: for each point, the position in `points` of the point it starts from
+    # (-1: its own start); the points come in order along each line
+    previous: tuple | None = None
+
+
+@dataclass
+class _Point:
+    index: int
+    status: str = "error"
+    message: str = ""
+    warnings: str = ""
+    converged: bool = False
+    residual: float = math.nan
+    iterations: int = 0
+    wall_time: float = math.nan
+    values: dict = field(default_factory=dict)  # name -> (dims, array)
+    coords: dict = field(default_factory=dict)  # name -> (dim, array)
+    model: Model | None = None
+    y: np.ndarray | None = None  # the final state (continuation starts from it)
+
+
+def describe_error(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"
+
+
+def _build_model(task: Task, index, values) -> _Point:
+    p = _Point(index=index)
+    kwargs = dict(zip(task.names, (float(v) for v in values), strict=True))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model = task.factory(**kwargs)
+            if not isinstance(model, Model):
+                raise ParameterError(
+                    f"model_factory returned {type(model).__name__}, expected a kinetics.Model."
+                )
+            if task.kind == "perturbative":
+                check_perturbative(model)
+            p.model = model
+        except Exception as err:  # a failing point is recorded, never raised
+            args = ", ".join(f"{k}={v:g}" for k, v in kwargs.items())
+            p.message = f"model_factory({args}) raised {describe_error(err)}"
+    p.warnings = " | ".join(sorted({f"{w.category.__name__}: {w.message}" for w in caught}))
+    return p
+
+
+def _finish(kind, opts, p: _Point, out: dict):
+    """Fill a point's results from its core's outputs (numpy, one point)."""
+    model = p.model
+    y = np.asarray(out["y"], dtype=np.float64)
+    p.y = y
+    data, coords = state_variables(model, y, out["gap"], time=kind == "evolve")
+    del data["quasiparticle_energy"]
+    if kind == "perturbative":
+        for name in ("relative_gap_change_gl", "delta_n_first_order"):
+            v = np.asarray(out[name], dtype=np.float64)
+            data[name] = (("xi",) if v.ndim else (), v)
+    p.values, p.coords = data, coords
+    if kind == "steady":
+        p.residual = float(out["residual"])
+        p.iterations = int(out["iterations"])
+        p.converged = bool(p.residual <= opts["tol"])
+        p.status = "success" if p.converged else "failed"
+    elif kind == "evolve":
+        reason, message = result_reason(int(out["result"]))
+        p.iterations = int(out["stats"]["num_steps"])
+        p.converged = not reason
+        p.status = "success" if p.converged else "failed"
+        if not p.converged:
+            p.message = (
+                f"evolve stopped: {message} (solver {opts['solver']}, rtol {opts['rtol']:g}). "
+                "Try larger max_steps, looser tolerances, a finer grid or another solver."
+            )
+    else:
+        p.converged = True
+        p.status = "success"
+
+
+def _steady_fallback(opts, p: _Point):
+    """A point the first Newton stage left unconverged: the continuation fallback that
+    single points use too (``continue_steady``)."""
+    if opts["continuation_steps"] == 0:
+        p.message = (
+            f"steady_state did not converge: residual {p.residual:.3g} > tol {opts['tol']:g} after "
+            f"{p.iterations} iterations (newton, 1 stage(s))."
+        )
+        return
+    clock = _time.perf_counter()
+    t, tol = opts["t"], opts["tol"]
+    try:
+        start = start_state(p.model, opts["start"], t, tol, opts["max_iter"])
+        out = continue_steady(p.model, t, tol, opts["max_iter"], opts["continuation_steps"], start)
+    except Exception as err:
+        p.message = describe_error(err)
+        return
+    first_iterations = p.iterations
+    _finish("steady", opts, p, jax.device_get(out))
+    p.message = "" if p.converged else (
+        f"steady_state did not converge: residual {p.residual:.3g} > tol {opts['tol']:g} "
+        f"(newton with {opts['continuation_steps']} continuation stages)."
+    )
+    p.iterations += first_iterations
+    p.wall_time = (p.wall_time if math.isfinite(p.wall_time) else 0.0) + (
+        _time.perf_counter() - clock
+    )
+
+
+def _run_point(task: Task, opts, options_key, p: _Point, static, dyn, y0=None) -> float:
+    program, seconds = _program(task.kind, options_key, static, dyn, None, y0)
+    clock = _time.perf_counter()
+    with blas_single_thread():  # XLA's CPU LU calls OpenBLAS (see _rhs)
+        out = jax.device_get(program(dyn) if y0 is None else program(dyn, y0))
+    p.wall_time = _time.perf_counter() - clock
+    _finish(task.kind, opts, p, out)
+    return seconds
+
+
+def _solve_group(task: Task, opts, options_key, group: list[_Point], starts=None) -> float:
+    """Solve points of one structure with one compiled program; returns compile seconds.
+
+    `starts`: per point, a state to start from (continuation) or None."""
+    parts = [eqx.partition(p.model, eqx.is_array) for p in group]
+    static = parts[0][1]
+    if task.batch == "vmap" and starts is None:
+        size = max(task.pad_to, len(group))
+        dyns = [d for d, _ in parts] + [parts[-1][0]] * (size - len(group))
+        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *dyns)
+        program, compile_s = _program(task.kind, options_key, static, stacked, size)
+        clock = _time.perf_counter()
+        with blas_single_thread():
+            out = jax.device_get(program(stacked))
+        share = (_time.perf_counter() - clock) / len(group)
+        for k, p in enumerate(group):
+            p.wall_time = share
+            _finish(task.kind, opts, p, jax.tree.map(lambda v, k=k: v[k], out))
+        return compile_s
+    compile_s = 0.0
+    for k, (p, (dyn, _)) in enumerate(zip(group, parts, strict=True)):
+        y0 = None if starts is None else starts[k]
+        compile_s += _run_point(task, opts, options_key, p, static, dyn, y0)
+    return compile_s
+
+
+def _evolve_extra(p: _Point, opts) -> tuple:
+    """The static settings of an evolve point: its solver choice and its jump times."""
+    ts = opts["t_save"]
+    name = opts["solver"]
+    if name == "auto":
+        y0 = _initial_state(p.model, opts["n0_excess"])
+        name = choose_solver(p.model, y0, ts[-1] - ts[0], ts[0])
+    jumps = interior_jumps(p.model.jump_times(), ts[0], ts[-1])
+    return (("solver", name), ("jumps", jumps))
+
+
+def _run_continuation(task: Task, opts, points: list[_Point]) -> float:
+    """Points in order along their lines, each started from its predecessor's state."""
+    compile_s = 0.0
+    options_key = tuple(sorted(opts.items()))
+    for k, p in enumerate(points):
+        if p.model is None:
+            continue
+        prev = points[task.previous[k]] if task.previous[k] >= 0 else None
+        start = None
+        if prev is not None and prev.status == "success" and prev.y is not None:
+            if prev.y.shape == (p.model.state_size,):
+                start = jnp.asarray(prev.y)
+        try:
+            compile_s += _solve_group(task, opts, options_key, [p],
+                                      None if start is None else [start])
+        except Exception as err:
+            p.status, p.message = "error", f"solver raised {describe_error(err)}"
+        if p.status == "failed":
+            _steady_fallback(opts, p)
+    return compile_s
+
+
+def run_chunk(task: Task) -> dict:
+    """Solve the points of one chunk; returns plain numpy results (picklable)."""
+    if task.compilation_cache is not None:
+        use_compilation_cache(task.compilation_cache)
+    opts = dict(task.options)
+    points = [_build_model(task, i, v) for i, v in task.points]
+    compile_s = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if task.previous is not None:
+            compile_s = _run_continuation(task, opts, points)
+        else:
+            compile_s = _run_groups(task, opts, points)
+    results = []
+    for p in points:
+        keep = {
+            k: v for k, v in p.values.items()
+            if task.keep_n or not ({"xi", "omega"} & set(v[0]))
+        }
+        results.append(
+            {
+                "index": p.index,
+                "status": p.status,
+                "message": p.message,
+                "warnings": p.warnings,
+                "converged": p.converged,
+                "residual": p.residual,
+                "iterations": p.iterations,
+                "wall_time": p.wall_time,
+                "values": keep,
+                "coords": p.coords,
+            }
+        )
+    out = {
+        "points": results,
+        "compile_s": compile_s,
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "run_id": task.run_id,
+    }
+    if task.kind == "evolve":
+        out["time"] = np.asarray(opts["t_save"])
+    return out
+
+
+def _run_groups(task: Task, opts, points: list[_Point]) -> float:
+    groups: dict = {}
+    for p in points:
+        if p.model is None:
+            continue
+        extra = ()
+        if task.kind == "evolve":
+            try:
+                extra = _evolve_extra(p, opts)
+            except Exception as err:
+                p.message = describe_error(err)
+                continue
+        groups.setdefault((structure_key(p.model), extra), []).append(p)
+    compile_s = 0.0
+    for (_, extra), group in groups.items():
+        o = dict(opts)
+        o.update(extra)
+        options_key = tuple(sorted(o.items()))
+        try:
+            compile_s += _solve_group(task, o, options_key, group)
+        except Exception:
+            # one bad point must not sink its group: solve them one by one
+            for p in group:
+                try:
+                    compile_s += _solve_group(_one_by_one(task), o, options_key, [p])
+                except Exception as err:
+                    p.status, p.message = "error", f"solver raised {describe_error(err)}"
+        if task.kind == "steady":
+            for p in group:
+                if p.status == "failed":
+                    _steady_fallback(o, p)
+    return compile_s
+
+
+def _one_by_one(task: Task) -> Task:
+    return Task(**{**task.__dict__, "batch": "loop"})
+
+
+def use_compilation_cache(folder: str) -> None:
+    """Point JAX's persistent compilation cache of this process at `folder` (once)."""
+    if jax.config.jax_compilation_cache_dir == folder:
+        return
+    from jax.experimental.compilation_cache import compilation_cache
+
+    jax.config.update("jax_compilation_cache_dir", folder)
+    # our programs take seconds to compile; cache every one of them
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    compilation_cache.reset_cache()  # an earlier compile may have fixed the old setting
