@@ -46,6 +46,7 @@ import sys
 import time
 import warnings
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -54,7 +55,6 @@ from threadpoolctl import threadpool_limits
 
 import kinetics  # noqa: I001  (enables float64 before any JAX work)
 import solvers
-from kinetics._units import to_internal
 
 from ._common import (
     SOURCE_DIGEST,
@@ -85,7 +85,7 @@ def regime_a(n: int):
     return model, np.linspace(0.0, 10.0 * tau_in, 11)
 
 
-TAU0_AL = to_internal(438.0, "ns", dimension="time", name="tau0", t_c_kelvin=1.19)
+TAU0_AL = kinetics.to_internal(438.0, "ns", dimension="time", name="tau0", t_c_kelvin=1.19)
 
 
 def regime_b(n: int, power: float = 1e-8):
@@ -230,10 +230,8 @@ def _evolve_row(regime, model, t_save, name, reps, long_s):
     )
     with PeakRSS() as mem:
         t = time.perf_counter()
-        try:  # ahead-of-time compile of the integrator program evolve() runs
-            from solvers import _evolve
-
-            _evolve._solve.lower(
+        try:  # ahead-of-time compile of the integrator program evolve() runs (its core)
+            eqx.filter_jit(solvers.evolve_core).lower(
                 model,
                 model.initial_state(),
                 jnp.asarray(t_save[0]),

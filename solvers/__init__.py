@@ -21,13 +21,17 @@ from ._evolve import DIFFRAX_SOLVERS as DIFFRAX_SOLVERS
 from ._evolve import SOLVERS as SOLVERS
 from ._evolve import choose_solver as choose_solver
 from ._evolve import evolve as evolve
+from ._evolve import evolve_core as evolve_core
 from ._evolve import stiffness_estimate as stiffness_estimate
 from ._options import DEFAULTS as DEFAULTS
 from ._perturbative import perturbative as perturbative
+from ._perturbative import perturbative_core as perturbative_core
+from ._steady import steady_core as steady_core
+from ._steady import steady_start as steady_start
 from ._steady import steady_state as steady_state
 from ._sweep import sweep as sweep
 from ._variables import PARAMETER_UNITS as PARAMETER_UNITS
 from ._variables import VARIABLES as VARIABLES
 from ._variables import Variable as Variable
-from ._variables import attributes as variable_attributes
+from ._variables import attributes as variable_attributes  # noqa: F401  (public name)
 from ._variables import study_names as study_names
