@@ -1,4 +1,5 @@
-"""The console script ``cavity-eliashberg``: ``run [CONFIG]``, ``show FILE``, ``plot FILE``.
+"""The console script ``cavity-eliashberg``: ``run [CONFIG | NAME]``, ``list``, ``show FILE``,
+``plot FILE``, ``resume FILE``.
 
 ``cavity-eliashberg run`` (no configuration) runs the built-in default study
 (``runs/fig1a.toml``, shipped with the package): the
@@ -25,8 +26,9 @@ import kinetics
 from solvers import Interrupted, load, save
 
 from ._config import load_config, parse_override, sweep_points
+from ._errors import ConfigError, OutputError
 from ._figures import gap_change_sign_changes, plot
-from ._studies import DEFAULT_STUDY, study_path
+from ._studies import DEFAULT_STUDY, study_names, study_path, study_title
 from ._study import run_study
 
 DEFAULT_CONFIG = study_path(DEFAULT_STUDY)
@@ -46,6 +48,8 @@ def _outputs(cfg, raw, args) -> tuple[str, str, str]:
         folder = args.output
     elif args.config is None:
         folder = os.path.join("runs", "output")
+    elif getattr(args, "by_name", False):  # a shipped study: its output folder in the cwd
+        folder = os.path.abspath(cfg.output.folder)
     elif os.path.isabs(cfg.output.folder):
         folder = cfg.output.folder
     else:
@@ -66,10 +70,6 @@ def _outputs(cfg, raw, args) -> tuple[str, str, str]:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"the output folder {folder} is not writable (nothing was computed).")
     return folder, nc, png
-
-
-class OutputError(kinetics.CavityEliashbergError, OSError):
-    """An output file or folder cannot be written."""
 
 
 def _summary(ds: xr.Dataset) -> str:
@@ -101,33 +101,84 @@ def _summary(ds: xr.Dataset) -> str:
         )
     if "time" in ds.dims and "relative_gap_change" in ds:
         r = ds.relative_gap_change.values
-        lines.append(
-            f"evolution to t = {float(ds.time[-1]):g}: delta Delta / Delta_0 from {np.nanmin(r):+.4e} "
-            f"to {np.nanmax(r):+.4e}, final {r[-1]:+.4e}"
+        final = ds.relative_gap_change.isel(time=-1).values
+        final = (
+            f"{float(final):+.4e}" if final.ndim == 0
+            else f"{np.nanmin(final):+.4e} .. {np.nanmax(final):+.4e}"
         )
-    for kind in ("perturbative", "steady", "evolve"):
-        st = f"{kind}_status"
-        if st in ds:
-            bad = int(np.sum(np.asarray(ds[st].values) != "success"))
-            if bad:
-                msg = np.asarray(ds[f"{kind}_message"].values).reshape(-1)
-                first = next(m for m in msg if m)
-                lines.append(f"WARNING: {bad} {kind} point(s) failed; first reason: {first}")
+        lines.append(
+            f"evolution to t = {float(ds.time[-1]):g}: delta Delta / Delta_0 from "
+            f"{np.nanmin(r):+.4e} to {np.nanmax(r):+.4e}, final {final}"
+        )
+    lines += _analysis_lines(ds)
+    for kind, (bad, reason) in _failures(ds).items():
+        lines.append(f"WARNING: {bad} {kind} point(s) failed; first reason: {reason}")
     return "\n".join(lines)
+
+
+_ANALYSIS_RESULTS = (
+    "relative_gap_change_static",
+    "slowest_time_static",
+    "slowest_time",
+    "slowest_time_ratio",
+    "decay_time_static",
+    "decay_time",
+    "rothwarf_taylor_time",
+    "rothwarf_taylor_slope_ratio",
+)
+
+
+def _analysis_lines(ds: xr.Dataset) -> list[str]:
+    """The analyses' results (cavity_eliashberg._analyses), one line each."""
+    names = [v for v in _ANALYSIS_RESULTS if v in ds and "time" not in ds[v].dims]
+    names += [v for v in ds.data_vars if ds[v].attrs.get("analysis") == "crossing"]
+    lines = []
+    for name in names:
+        da = ds[name]
+        values = ", ".join(f"{v:.4g}" for v in np.ravel(da.values)[:12])
+        over = f" over {', '.join(da.dims)}" if da.dims else ""
+        lines.append(f"{name}{over}: {values} [{da.attrs.get('units', '')}]")
+    return lines
+
+
+def _failures(ds: xr.Dataset) -> dict[str, tuple[int, str]]:
+    """{kind: (number of failed points, the first failed point's message)}, read from the
+    dataset's ``<kind>_status`` and ``<kind>_message`` variables."""
+    out = {}
+    for kind in ("perturbative", "steady", "evolve"):
+        if f"{kind}_status" not in ds:
+            continue
+        status = np.asarray(ds[f"{kind}_status"].values).reshape(-1).astype(str)
+        failed = np.flatnonzero(status != "success")
+        if failed.size:
+            messages = np.asarray(ds[f"{kind}_message"].values).reshape(-1).astype(str)
+            reason = next((messages[k] for k in failed if messages[k]), "(no message)")
+            out[kind] = (int(failed.size), reason)
+    return out
 
 
 def _failed(ds: xr.Dataset) -> bool:
     """True when a single-point study failed (a sweep's failed points are only marked)."""
-    if ds.attrs.get("sweep"):
-        return False
-    return any(
-        f"{k}_status" in ds
-        and str(np.asarray(ds[f"{k}_status"].values).reshape(-1)[0]) != "success"
-        for k in ("perturbative", "steady", "evolve")
-    )
+    return not ds.attrs.get("sweep") and bool(_failures(ds))
+
+
+def _resolve_config(args) -> None:
+    """``run NAME``: a shipped study by name when NAME is not a file (sets args.by_name)."""
+    args.by_name = False
+    if args.config is None or os.path.exists(args.config):
+        return
+    path = study_path(args.config) if os.sep not in args.config else None
+    if path is not None:
+        args.config, args.by_name = path, True
+    elif not args.config.endswith(".toml") and os.sep not in args.config:
+        raise ConfigError(
+            f"{args.config!r} is neither a configuration file nor a shipped study; "
+            f"shipped studies: {', '.join(study_names())} (`cavity-eliashberg list`)."
+        )
 
 
 def _run(args) -> int:
+    _resolve_config(args)
     overrides = dict(parse_override(s) for s in args.set)
     cfg, raw = load_config(args.config or DEFAULT_CONFIG, overrides=overrides, quick=args.quick)
     folder, nc, png = _outputs(cfg, raw, args)
@@ -187,7 +238,7 @@ def _execute(cfg, raw, nc, png, args) -> int:
     if _failed(ds):
         print(
             "cavity-eliashberg: error: the solver failed; what was computed before the failure is "
-            f"saved in {nc}. Reason: " + _summary(ds).split("first reason: ")[-1],
+            f"saved in {nc}. Reason: " + next(iter(_failures(ds).values()))[1],
             file=sys.stderr,
         )
         return 3
@@ -250,6 +301,12 @@ def _plot(args) -> int:
     return 0
 
 
+def _list(args) -> int:
+    for name in study_names():
+        print(f"{name:24s} {study_title(name)}")
+    return 0
+
+
 def _concise_warnings() -> None:
     """Print each distinct warning once, as one line, not with a source excerpt."""
     seen = set()
@@ -278,7 +335,11 @@ def main(argv=None) -> int:
         "Without CONFIG the built-in default study (runs/fig1a.toml) runs and writes into runs/output.",
     )
     p_run.add_argument(
-        "config", nargs="?", default=None, help="a TOML configuration (see runs/README.md)"
+        "config",
+        nargs="?",
+        default=None,
+        help="a TOML configuration (see runs/README.md) or the name of a shipped study "
+        "(`cavity-eliashberg list`)",
     )
     p_run.add_argument(
         "--output", default=None, help="output folder (default: the config's [output] folder)"
@@ -310,6 +371,12 @@ def main(argv=None) -> int:
     p_resume.add_argument("file", help="NAME.checkpoint.nc")
     p_resume.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p_resume.set_defaults(func=_resume)
+    p_list = sub.add_parser(
+        "list",
+        help="list the shipped studies (run one with `cavity-eliashberg run NAME`)",
+        description="Print each shipped study's name and title, one line each.",
+    )
+    p_list.set_defaults(func=_list)
     p_show = sub.add_parser(
         "show",
         help="summarize a saved result",

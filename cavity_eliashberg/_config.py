@@ -34,12 +34,12 @@ import kinetics
 from kinetics import ParameterError, parse_quantity, to_internal
 from solvers import DIFFRAX_SOLVERS, SOLVERS
 
+from ._errors import ConfigError
+
 COMPUTE_KINDS = ("perturbative", "steady", "evolve")
-FIGURE_KINDS = ("gap_change", "delta_n", "transient", "coupling", "map", "none")
-
-
-class ConfigError(ParameterError):
-    """A configuration is malformed or has a value that is not allowed."""
+FIGURE_KINDS = (
+    "gap_change", "delta_n", "transient", "coupling", "map", "decay", "dynamic_gap_change", "none"
+)
 
 
 Number = Union[float, int]
@@ -209,6 +209,9 @@ class SteadySection(_Strict):
     max_iter: Annotated[int, Field(gt=0, le=10000)] = 50
     continuation_steps: Annotated[int, Field(ge=0, le=1000)] = 8
     solver: Literal[tuple(sorted(DIFFRAX_SOLVERS))] = "kvaerno5"  # type: ignore[valid-type]
+    # a sweep key: the steady states along that axis are solved in order, each started from
+    # the previous point's (warm start; solvers.sweep(..., continuation=<dimension>))
+    continuation: str | None = None
 
 
 class EvolveSection(_Strict):
@@ -221,6 +224,8 @@ class EvolveSection(_Strict):
     atol: Annotated[float, Field(gt=0, lt=1)] = 1e-12
     max_steps: Annotated[int, Field(gt=0)] = 200_000
     checkpoint_every: Annotated[int, Field(ge=1)] | None = None
+    # the initial state: the thermal state with n multiplied by (1 + n0_excess)
+    n0_excess: Annotated[float, Field(gt=-1.0, le=1e6)] = 0.0
 
 
 class SweepAxis(_Strict):
@@ -275,6 +280,70 @@ class FigureSection(_Strict):
     per_unit_coupling: str | None = None
     snapshots: list[Value] = []
     log_x: bool = False
+    # dynamic_gap_change: draw the boson occupation spectra at this value of the other
+    # swept parameter (in that axis' unit)
+    spectra_at: Number | None = None
+
+
+# ---------------------------------------------------------------- analyses
+# what each kind computes: cavity_eliashberg._analyses (the names of its results there)
+
+
+class StaticReferenceAnalysis(_Strict):
+    """The compute kinds' main results with every bath static (``<variable>_static``)."""
+
+    kind: Literal["static_reference"]
+
+
+class SlowestTimeAnalysis(_Strict):
+    """1 / min(-Re eig J) at the initial state, dynamic and static (``slowest_time``)."""
+
+    kind: Literal["slowest_time"]
+
+
+class DecayTimeAnalysis(_Strict):
+    """Late-time exponential fit of an evolved quantity's excess (``decay_time``); the window
+    is in units of each point's slowest-eigenvalue time."""
+
+    kind: Literal["decay_time"]
+    variable: Literal["n_qp", "relative_gap_change", "gap"] = "n_qp"
+    window: tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(gt=0)]] = (0.7, 4.0)
+
+    @pydantic.model_validator(mode="after")
+    def _ordered(self):
+        if not self.window[1] > self.window[0]:
+            raise ValueError("window: [start, stop] with stop > start (slowest times)")
+        return self
+
+
+class RothwarfTaylorAnalysis(_Strict):
+    """The Rothwarf-Taylor decay time (tau_r/2)(1 + tau_esc / tau_B) of a dynamic phonon
+    bath (``rothwarf_taylor_time``, ``rothwarf_taylor_slope_ratio``)."""
+
+    kind: Literal["rothwarf_taylor"]
+    bath: str
+
+
+class CrossingAnalysis(_Strict):
+    """Where a result first crosses `level` along a swept axis (``<name>``)."""
+
+    kind: Literal["crossing"]
+    variable: str
+    along: str
+    level: float
+    relative_to_static: bool = False
+    name: str = "crossing"
+
+
+Analysis = Annotated[
+    StaticReferenceAnalysis
+    | SlowestTimeAnalysis
+    | DecayTimeAnalysis
+    | RothwarfTaylorAnalysis
+    | CrossingAnalysis,
+    Field(discriminator="kind"),
+]
+ANALYSIS_KINDS = ("static_reference", "slowest_time", "decay_time", "rothwarf_taylor", "crossing")
 
 
 class Config(_Strict):
@@ -291,6 +360,7 @@ class Config(_Strict):
     cluster: ClusterSection = ClusterSection()
     output: OutputSection = OutputSection()
     figure: FigureSection = FigureSection()
+    analyses: list[Analysis] = []
     quick: dict[str, Any] = {}
 
     @pydantic.model_validator(mode="after")
@@ -305,6 +375,12 @@ class Config(_Strict):
             )
         if "evolve" in self.compute and len(self.compute) > 1:
             raise ValueError("compute: 'evolve' cannot be combined with other kinds in one study")
+        kinds = [a.kind for a in self.analyses]
+        if len(set(kinds)) != len(kinds) and kinds.count("crossing") < 2:
+            raise ValueError("analyses: a kind is listed twice")
+        names = [a.name for a in self.analyses if a.kind == "crossing"]
+        if len(set(names)) != len(names):
+            raise ValueError("analyses: two crossings share a name; give each its own 'name'")
         return self
 
 
@@ -326,7 +402,12 @@ def _format_validation_error(err: pydantic.ValidationError, source: str) -> str:
     return f"invalid configuration {source}:\n" + "\n".join(dict.fromkeys(lines))
 
 
-_TAGS = set(_BATH_CLASSES) | {
+_TAGS = set(_BATH_CLASSES) | set(ANALYSIS_KINDS) | {
+    "StaticReferenceAnalysis",
+    "SlowestTimeAnalysis",
+    "DecayTimeAnalysis",
+    "RothwarfTaylorAnalysis",
+    "CrossingAnalysis",
     "step",
     "ramp",
     "gaussian_pulse",
@@ -470,11 +551,68 @@ def _check_semantics(cfg: Config, raw: dict) -> None:
         )
     if cfg.figure.per_unit_coupling is not None:
         _sweep_target(cfg, cfg.figure.per_unit_coupling, what="figure.per_unit_coupling")
+    if cfg.steady.continuation is not None:
+        if "steady" not in cfg.compute or cfg.steady.continuation not in cfg.sweep:
+            raise ConfigError(
+                f"steady.continuation = {cfg.steady.continuation!r} must name a swept parameter "
+                f"of a steady study; swept: {sorted(cfg.sweep) or 'none'}."
+            )
+    if cfg.evolve is not None and cfg.evolve.n0_excess != 0.0 and "evolve" not in cfg.compute:
+        raise ConfigError("evolve.n0_excess applies to compute = ['evolve'] only.")
+    _check_analyses(cfg)
     # every point of the sweep must build: resolve units and construct the models now
     for point in sweep_points(cfg):
         build_model(cfg, point, raw=raw)
     if "evolve" in cfg.compute:
         save_times(cfg, raw=raw)
+
+
+def _check_analyses(cfg: Config) -> None:
+    """What each analysis needs (see cavity_eliashberg._analyses)."""
+    kinds = {a.kind for a in cfg.analyses}
+    dynamic = [
+        name for name, b in zip(bath_names(cfg), cfg.baths, strict=True)
+        if getattr(b, "dynamic", None) is not None
+    ]
+    for a in cfg.analyses:
+        where = f"analyses ({a.kind})"
+        if a.kind in ("static_reference", "slowest_time") and not dynamic:
+            raise ConfigError(f"{where}: needs a dynamic bath (a [[baths]] with 'dynamic').")
+        if a.kind in ("static_reference",) and cfg.compute == ["perturbative"]:
+            raise ConfigError(f"{where}: needs compute 'steady' or 'evolve'.")
+        if a.kind == "decay_time":
+            if "evolve" not in cfg.compute:
+                raise ConfigError(f"{where}: needs compute = ['evolve'].")
+            if "slowest_time" not in kinds:
+                raise ConfigError(
+                    f"{where}: its window is in slowest times; add an analysis "
+                    "{ kind = 'slowest_time' }."
+                )
+        if a.kind == "rothwarf_taylor":
+            key = f"{a.bath}.dynamic.tau_b"
+            spec = dict(zip(bath_names(cfg), cfg.baths, strict=True)).get(a.bath)
+            if spec is None or spec.type != "phonons" or a.bath not in dynamic:
+                raise ConfigError(
+                    f"{where}: bath = {a.bath!r} must name a dynamic phonon bath; "
+                    f"dynamic baths: {dynamic}."
+                )
+            if spec.dynamic.tau0_ph is None or key not in cfg.sweep:
+                raise ConfigError(
+                    f"{where}: needs {a.bath}.dynamic.tau0_ph and a sweep over {key!r}."
+                )
+            if "slowest_time" not in kinds:
+                raise ConfigError(f"{where}: add an analysis {{ kind = 'slowest_time' }}.")
+        if a.kind == "crossing":
+            if a.along not in cfg.sweep:
+                raise ConfigError(
+                    f"{where}: along = {a.along!r} is not a swept parameter; "
+                    f"swept: {sorted(cfg.sweep) or 'none'}."
+                )
+            if a.relative_to_static and "static_reference" not in kinds:
+                raise ConfigError(
+                    f"{where}: relative_to_static needs an analysis "
+                    "{ kind = 'static_reference' }."
+                )
 
 
 def _sweep_target(cfg: Config, key: str, what: str = "sweep") -> tuple[str, str | None, str]:
@@ -531,6 +669,11 @@ def _with_unit(v: Value, unit: str) -> Value:
     if isinstance(v, str) or not unit:
         return v
     return f"{v!r} {unit}"
+
+
+def dim_name(key: str) -> str:
+    """Sweep key -> dimension name: ``"cavity.omega0"`` -> ``"cavity_omega0"``."""
+    return key.replace(".", "_")
 
 
 def axis_values(cfg: Config, key: str) -> np.ndarray:
@@ -650,14 +793,28 @@ def _table(spec: TabulatedSpec, base_dir: str, name: str):
 
 def _dynamic(spec: DynamicSpec, name: str, t_c, refs) -> kinetics.DynamicBosons:
     kwargs = {"n_omega": spec.n_omega}
-    for f, dim in _DYNAMIC_DIMENSIONS.items():
+    refs, times = dict(refs), {}
+    # plain-number fields first, so that siblings can serve as units ("10 tau0_ph")
+    fields = sorted(
+        _DYNAMIC_DIMENSIONS, key=lambda f: _unit_of(getattr(spec, f)) in _DYNAMIC_DIMENSIONS
+    )
+    for f in fields:
+        dim = _DYNAMIC_DIMENSIONS[f]
         v = getattr(spec, f)
         if v is None:
             continue
         if f == "tau_b" and isinstance(v, (int, float)) and math.isinf(v) and v > 0:
             kwargs[f] = math.inf  # a closed system: no escape
             continue
-        kwargs[f] = _resolve_param(v, name=f"{name}.{f}", dimension=dim, t_c=t_c, refs=refs)
+        unit = _unit_of(v)
+        if dim == "time" and unit in times:  # a time in units of a sibling time
+            kwargs[f] = parse_quantity(v, name=f"{name}.{f}")[0] * times[unit]
+        else:
+            kwargs[f] = _resolve_param(v, name=f"{name}.{f}", dimension=dim, t_c=t_c, refs=refs)
+        if not isinstance(kwargs[f], kinetics.AbstractProfile):
+            refs[f] = kwargs[f]
+            if dim == "time":
+                times[f] = kwargs[f]
     try:
         return kinetics.DynamicBosons(**kwargs)
     except ParameterError as err:

@@ -12,7 +12,16 @@
   snapshots of delta n(E, t);
 - ``coupling``: nonlinear and perturbative |delta Delta / Delta_0| against the
   coupling on log axes, and their relative difference;
-- ``map``: a colour map over two swept parameters with the zero contour.
+- ``map``: a colour map over two swept parameters with the zero contour;
+- ``decay``: the decay of an injected excess (``decay_excess_fraction`` against time, one
+  curve per value of ``figure.x`` and the static baths) and the decay times against
+  ``figure.x`` relative to the static value (slowest eigenvalue: dots, fit: crosses) with
+  the Rothwarf-Taylor line (analyses ``slowest_time``, ``decay_time``, ``rothwarf_taylor``);
+- ``dynamic_gap_change``: delta Delta / Delta_0 against ``figure.x`` (log axis with
+  ``log_x``), one curve per value of the other swept parameter, the static-bath reference
+  (dashed; analysis ``static_reference``) and each curve's ``crossing``; beside it the
+  boson occupation N(Omega) at ``figure.spectra_at`` for the values of ``figure.x``
+  around the crossing, between n_B(Omega / T_bath) and n_B(Omega / T_qp).
 """
 
 from __future__ import annotations
@@ -99,6 +108,8 @@ def plot(ds: xr.Dataset, path: str, *, overwrite: bool = False) -> str:
         "transient": _transient,
         "coupling": _coupling,
         "map": _map,
+        "decay": _decay,
+        "dynamic_gap_change": _dynamic_gap_change,
     }[kind]
     plt = _plt()
     fig = fn(ds, plt)
@@ -118,7 +129,10 @@ def plot(ds: xr.Dataset, path: str, *, overwrite: bool = False) -> str:
 
 
 def _sweep_dims(ds):
-    return [d for d in ds.dims if d not in ("xi", "time", "bath", "process")]
+    return [
+        d for d in ds.dims
+        if d not in ("xi", "time", "bath", "process", "omega", "dynamic_bath")
+    ]
 
 
 def _curves_y(ds):
@@ -359,5 +373,145 @@ def _map(ds, plt):
     ax.set_xlabel(_label(ds, x))
     ax.set_ylabel(_label(ds, y))
     ax.set_title(f"{ds.attrs.get('title', '')}\n{_caption(ds)}; black: zero contour", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _time_unit(ds) -> tuple[float, str]:
+    """(internal time units per microsecond, label) when the study gives T_c, else (1, ...)."""
+    t_c = ds.attrs.get("model.t_c")
+    if t_c:
+        import kinetics
+
+        try:
+            number, unit = kinetics.parse_quantity(str(t_c), name="model.t_c")
+            kelvin = number * (1e-3 if unit == "mK" else 1.0)
+            per_us = kinetics.to_internal(1.0, "us", dimension="time", name="t",
+                                          t_c_kelvin=kelvin)
+            return per_us, "t [us]"
+        except kinetics.CavityEliashbergError:
+            pass
+    return 1.0, r"t [$\hbar/k_BT_c$]"
+
+
+def _decay(ds, plt):
+    x = ds.attrs.get("figure.x") or _sweep_dims(ds)[0]
+    per_us, tlabel = _time_unit(ds)
+    t = ds.time.values / per_us
+    xs = ds[x].values
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11.5, 4.4))
+    positive = t > 0
+    frac = ds.decay_excess_fraction.transpose(x, "time").values
+    if "decay_excess_fraction_static" in ds:
+        a.semilogy(t[positive], np.ravel(ds.decay_excess_fraction_static.values)[positive],
+                   color="k", label="static bosons")
+    colors = plt.cm.viridis(np.linspace(0, 0.85, len(xs)))
+    for k, v in enumerate(xs):
+        a.semilogy(t[positive], frac[k][positive], color=colors[k],
+                   label=f"{_label(ds, x)} = {v:g}")
+    a.set_xscale("log")
+    a.set_ylim(1e-2, 1.2)
+    a.set_xlabel(tlabel)
+    a.set_ylabel("excess(t) / excess(0)")
+    a.set_title("decay of the injected excess", fontsize=9)
+    a.legend(fontsize=7)
+    static = float(np.ravel(ds.slowest_time_static.values)[0])
+    ratio = ds.slowest_time_ratio.transpose(x).values
+    if "rothwarf_taylor_time" in ds:
+        scale = float(np.ravel(ds[f"{x}_internal"].values)[0]) / xs[0]
+        tau_b = float(np.ravel(ds.pair_breaking_time.values)[0])
+        dense = np.geomspace(xs.min() / 3, xs.max() * 3, 100)
+        b.loglog(dense, 1.0 + dense * scale / tau_b, "k-", lw=1,
+                 label=r"Rothwarf-Taylor $1 + \tau_{esc}/\tau_B$")
+    b.loglog(xs, ratio, "o", label="slowest eigenvalue")
+    if "decay_time" in ds:
+        b.loglog(xs, ds.decay_time.transpose(x).values / static, "x", ms=9,
+                 label="fit of the evolution")
+    for xv, yv in zip(xs, ratio, strict=True):
+        b.annotate(f"{yv:.4g}", (xv, yv), textcoords="offset points", xytext=(6, -10),
+                   fontsize=8)
+    b.axhline(1.0, color="grey", ls=":", lw=1)
+    b.set_xlabel(_label(ds, x))
+    b.set_ylabel("decay time / static value")
+    title = f"static: {static / per_us:.3g} {'us' if per_us != 1.0 else 'hbar/(k_B T_c)'}"
+    if "rothwarf_taylor_slope_ratio" in ds:
+        title += f"; slope / RT = {float(np.ravel(ds.rothwarf_taylor_slope_ratio.values)[0]):.4f}"
+    b.set_title(title, fontsize=9)
+    b.legend(fontsize=8)
+    fig.suptitle(f"{ds.attrs.get('title', '')}  ({_caption(ds)})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _crossings(ds, x):
+    return [v for v in ds.data_vars
+            if ds[v].attrs.get("analysis") == "crossing" and ds[v].attrs.get("along") == x]
+
+
+def _dynamic_gap_change(ds, plt):
+    import json
+
+    x = ds.attrs.get("figure.x") or _sweep_dims(ds)[0]
+    others = [d for d in _sweep_dims(ds) if d != x]
+    curve = others[0] if others else None
+    var = ("relative_gap_change_nonlinear" if "relative_gap_change_nonlinear" in ds
+           else "relative_gap_change_exact")
+    spectra = "boson_occupation_nonlinear" in ds
+    fig, axes = plt.subplots(1, 2 if spectra else 1, figsize=(11.5 if spectra else 6.5, 4.4),
+                             squeeze=False)
+    a = axes[0][0]
+    xs = ds[x].values
+    cross = _crossings(ds, x)
+    n = ds.sizes[curve] if curve else 1
+    for c in range(n):
+        one = ds.isel({curve: c}) if curve else ds
+        label = f"{_label(ds, curve)} = {float(ds[curve][c]):.2g}" if curve else "result"
+        for v in cross:
+            label += f"; {v} = {float(one[v]):.2g}"
+        a.plot(xs, one[var].transpose(x).values, "o-", ms=3, label=label)
+    if "relative_gap_change_static" in ds:
+        for v in np.unique(np.ravel(ds.relative_gap_change_static.values)):
+            a.axhline(v, color="k", ls="--", lw=1, label="static bosons")
+    a.axhline(0.0, color="grey", lw=0.5)
+    if ds.attrs.get("figure.log_x"):
+        a.set_xscale("log")
+    a.set_xlabel(_label(ds, x))
+    a.set_ylabel(r"$\delta\Delta/\Delta_0$")
+    a.legend(fontsize=7)
+    a.set_title(_caption(ds), fontsize=9)
+    if spectra:
+        b = axes[0][1]
+        at = json.loads(ds.attrs.get("config", "{}")).get("figure", {}).get("spectra_at")
+        sel = {curve: float(at) if at is not None else float(ds[curve][0])} if curve else {}
+        one = ds.sel(sel, method="nearest") if sel else ds
+        occ = one.boson_occupation_nonlinear
+        omega_dim = [d for d in occ.dims if d != x and d not in _sweep_dims(ds)][-1]
+        extra = [d for d in occ.dims if d not in (x, omega_dim)]
+        occ = occ.isel({d: 0 for d in extra}).transpose(x, omega_dim)
+        om = ds[omega_dim].values
+        pick = np.arange(ds.sizes[x])
+        if cross and np.isfinite(float(one[cross[0]])):
+            half = float(one[cross[0]])
+            near = np.flatnonzero(np.abs(np.log10(xs / half)) <= 3.01) if np.all(xs > 0) else pick
+            pick = near if near.size else pick
+        pick = pick[np.unique(np.linspace(0, len(pick) - 1, min(7, len(pick))).round().astype(int))]
+        cmap = plt.get_cmap("viridis")
+        for j, k in enumerate(pick):
+            b.semilogy(om, occ.values[k], color=cmap(j / max(1, len(pick) - 1)),
+                       label=f"{_label(ds, x)} = {xs[k]:.1e}")
+        t_qp = ds.attrs.get("model.t_qp")
+        t_bath = next((v for k, v in ds.attrs.items()
+                       if k.startswith("baths.") and k.split(".")[-1] in ("t_cav", "t_ph")
+                       and isinstance(v, float)), None)
+        for temp, style, name in ((t_bath, "k--", "n_B(Omega / T_bath)"),
+                                  (t_qp, "k:", "n_B(Omega / T_qp)")):
+            if isinstance(temp, float) and temp > 0:
+                b.semilogy(om, 1.0 / np.expm1(om / temp), style, lw=1, label=name)
+        b.set_ylim(1e-8, 1)
+        b.set_xlabel(r"$\Omega$ [$k_BT_c$]")
+        b.set_ylabel(r"boson occupation $N(\Omega)$")
+        b.set_title(f"{curve} = {float(one[curve]):.2g}" if curve else "", fontsize=9)
+        b.legend(fontsize=7)
+    fig.suptitle(ds.attrs.get("title", ""), fontsize=10)
     fig.tight_layout()
     return fig

@@ -9,6 +9,7 @@ study exists once, in ``runs/``, and is found by name from any folder
 from __future__ import annotations
 
 import os
+import tomllib
 
 DEFAULT_STUDY = "fig1a"
 
@@ -34,3 +35,15 @@ def study_path(name: str) -> str | None:
     """The file of a shipped study, or None when there is no study of that name."""
     path = os.path.join(studies_folder(), name + ".toml")
     return path if os.path.isfile(path) else None
+
+
+def study_title(name: str) -> str:
+    """A shipped study's ``title`` (its one-line description); "" when it has none."""
+    path = study_path(name)
+    if path is None:
+        return ""
+    try:
+        with open(path, "rb") as fh:
+            return str(tomllib.load(fh).get("title", ""))
+    except (OSError, tomllib.TOMLDecodeError):
+        return ""

@@ -67,11 +67,27 @@ def test_default_study_runs_and_writes_netcdf_and_png(tmp_path, in_process, caps
     assert code == 0 and (tmp_path / "p.png").exists()
 
 
+def test_list_shows_every_shipped_study_with_its_title(in_process, capsys):
+    assert in_process(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = sorted(p[:-5] for p in os.listdir(os.path.join(ROOT, "runs")) if p.endswith(".toml"))
+    assert [line.split()[0] for line in lines] == names  # one line per study
+    assert all(len(line.split()) > 1 for line in lines)  # each with its title
+    assert any(line.startswith("phonon_bottleneck ") for line in lines)
+
+
+def test_an_unknown_study_name_is_refused(tmp_path, in_process, capsys):
+    assert in_process(["run", "no_such_study", "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no_such_study" in err and "fig3" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_config_study_runs_end_to_end(tmp_path, in_process, capsys):
     code = in_process(
         [
             "run",
-            os.path.join(ROOT, "runs", "transient_switch_on.toml"),
+            "transient_switch_on",  # a shipped study, by name
             "--quick",
             "--no-progress",
             "--output",

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import kinetics
-from cavity_eliashberg import main
-from cavity_eliashberg._config import ConfigError, build_model, load_config, sweep_points
+from cavity_eliashberg import ConfigError, main
+from cavity_eliashberg._config import build_model, load_config, sweep_points
 from cavity_eliashberg._figures import sign_changes
 from cavity_eliashberg._study import run_study
 from kinetics._units import HBAR, K_B, H, to_internal
@@ -265,3 +265,101 @@ def test_a_dynamic_bath_in_a_config():
         load_config(text + '[sweep]\n"cavity.dynamic.nonsense" = {values = [1, 2]}\n')
     with pytest.raises(ConfigError, match="r_cav"):
         load_config(text.replace("r_cav = 1e-3", 'r_cav = "x"'))
+
+
+# ------------------------------------------------------------------ analyses
+
+
+def test_crossing_interpolates_linearly_or_in_log_x():
+    from cavity_eliashberg._analyses import crossing
+
+    assert crossing([0.0, 1.0, 2.0], [1.0, 0.8, 0.2], 0.5) == pytest.approx(1.5)
+    # in log x: halfway between 1e2 and 1e4 is 1e3
+    assert crossing([1.0, 1e2, 1e4], [1.0, 1.0, 0.0], 0.5, log_x=True) == pytest.approx(1e3)
+    assert math.isnan(crossing([0.0, 1.0], [1.0, 0.9], 0.5))
+
+
+def test_decay_fit_recovers_an_exponential_in_its_window():
+    from cavity_eliashberg._analyses import _fit
+
+    t = np.concatenate([[0.0], np.geomspace(1e-3, 10.0, 80)])
+    fast_and_slow = 0.3 * np.exp(-t / 0.01) + 2e-3 * np.exp(-t / 2.0)
+    # the window [0.7, 4] slowest times sees only the slow mode (the fast one is e^-140 there)
+    assert _fit(t, fast_and_slow, 2.0, (0.7, 4.0)) == pytest.approx(2.0, rel=1e-6)
+    assert _fit(t, -fast_and_slow, 2.0, (0.7, 4.0)) == pytest.approx(2.0, rel=1e-6)
+    assert math.isnan(_fit(t, np.zeros_like(t), 2.0, (0.7, 4.0)))
+
+
+def _phonon_analyses(quick: bool):
+    """The slowest-eigenvalue analyses of runs/phonon_bottleneck.toml (no evolution)."""
+    import xarray as xr
+
+    from cavity_eliashberg._analyses import apply_analyses
+
+    cfg, raw = load_config(ROOT / "runs" / "phonon_bottleneck.toml", quick=quick)
+    cfg = cfg.model_copy(update={"analyses": [a for a in cfg.analyses
+                                              if a.kind in ("slowest_time", "rothwarf_taylor")]})
+    models = [build_model(cfg, p, raw=raw) for p in sweep_points(cfg)]
+    return apply_analyses(xr.Dataset(), cfg, raw, models)
+
+
+def test_phonon_bottleneck_slowest_times_follow_rothwarf_taylor():
+    ds = _phonon_analyses(quick=True)
+    ratio = ds.slowest_time_ratio.values
+    assert np.all(np.diff(ratio) > 0) and ratio[0] > 1.0
+    # the bottleneck is Rothwarf-Taylor's to ~1 % on the quick grid (physics.md section 9)
+    rt = ds.rothwarf_taylor_time.values / float(ds.slowest_time_static)
+    assert np.allclose(ratio, rt, rtol=0.02)
+    assert float(ds.rothwarf_taylor_slope_ratio) == pytest.approx(1.0, abs=0.01)
+    assert ds.slowest_time.attrs["units"] == "hbar/(k_B T_c)"
+
+
+@pytest.mark.slow
+def test_phonon_bottleneck_reproduces_the_readme_numbers():
+    ds = _phonon_analyses(quick=False)
+    got = [float(f"{r:.4g}") for r in ds.slowest_time_ratio.values]
+    assert got == [1.102, 2.019, 11.15, 101.1]  # README "Phonon bottleneck"
+    assert float(ds.rothwarf_taylor_slope_ratio) == pytest.approx(1.0007, abs=5e-5)
+    al = kinetics.ALUMINIUM
+    assert float(ds.slowest_time_static) * al.time_unit_ns * 1e-3 == pytest.approx(71.8, abs=0.05)
+
+
+def test_a_dynamic_time_in_units_of_a_sibling_time():
+    cfg, raw = load_config(ROOT / "runs" / "phonon_bottleneck.toml", quick=True)
+    dyn = build_model(cfg, sweep_points(cfg)[2], raw=raw).baths[0].dynamic
+    assert float(dyn.tau_b) == pytest.approx(10.0 * float(dyn.tau0_ph), rel=1e-14)
+    al = kinetics.ALUMINIUM
+    assert float(dyn.tau0_ph) == pytest.approx(al.to_time(al.tau0_ph_ns), rel=1e-8)
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"steady.continuation": "cavity.omega0"}, ["steady.continuation", "swept"]),
+        ({"analyses": [{"kind": "decay_time"}]}, ["decay_time", "evolve"]),
+        ({"analyses": [{"kind": "rothwarf_taylor", "bath": "cavity"}]}, ["phonon", "cavity"]),
+        ({"analyses": [{"kind": "crossing", "variable": "x", "along": "cavity.eta",
+                        "level": 0.5}]}, ["along", "cavity.eta"]),
+        ({"analyses": [{"kind": "slowest_time", "window": 2}]}, ["window", "unknown key"]),
+    ],
+)
+def test_analyses_and_their_options_are_checked(change, words):
+    raw = {
+        "compute": ["steady"],
+        "model": {"t_qp": 0.9, "tau_in": 1000},
+        "grid": {"n": 60},
+        "baths": [{"type": "multimode_cavity", "name": "cavity", "omega0": "3 Delta0",
+                   "t_cav": "0.5 T_qp", "eta": "0.0155 / tau_in",
+                   "dynamic": {"tau_b": 10.0, "r_cav": 1e-4, "n_omega": 16}}],
+        "sweep": {"cavity.dynamic.tau_b": {"values": [1.0, 10.0]}},
+    }
+    for key, value in change.items():
+        if "." in key:
+            section, field = key.split(".")
+            raw.setdefault(section, {})[field] = value
+        else:
+            raw[key] = value
+    with pytest.raises(ConfigError) as info:
+        load_config(raw)
+    for w in words:
+        assert w in str(info.value)

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 import cavity_eliashberg
 import kinetics
 import solvers
-from cavity_eliashberg import main
-from cavity_eliashberg._config import ConfigError, load_config
+from cavity_eliashberg import ConfigError, main
+from cavity_eliashberg._config import load_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TRANSIENT = str(ROOT / "runs" / "transient_switch_on.toml")
