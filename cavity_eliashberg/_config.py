@@ -202,6 +202,9 @@ class GridSection(_Strict):
     core: Annotated[float, Field(gt=0)] = 2.0
 
 
+# TODO(solvers.DEFAULTS): the defaults of [steady] (start, method, tol, max_iter,
+# continuation_steps, solver) and [evolve] (solver, rtol, atol, max_steps) are to be read
+# from solvers.DEFAULTS["steady"] / ["evolve"] once the solvers export it.
 class SteadySection(_Strict):
     start: Literal["perturbative", "thermal"] = "perturbative"
     method: Literal["newton", "integrate"] = "newton"
