@@ -27,7 +27,7 @@ import numpy as np
 import xarray as xr
 
 import kinetics
-from kinetics import AbstractProfile, thermal_distribution, value_at
+from kinetics import AbstractProfile, value_at
 from solvers import (
     VARIABLES,
     Interrupted,
@@ -37,9 +37,12 @@ from solvers import (
     package_versions,
     perturbative,
     steady_state,
+    study_names,
     sweep,
+    variable_attributes,
 )
 
+from ._analyses import apply_analyses, sweep_options
 from ._config import (
     _DIMENSIONS,
     _DYNAMIC_DIMENSIONS,
@@ -51,26 +54,11 @@ from ._config import (
     bath_names,
     build_model,
     config_hash,
+    dim_name,
     save_times,
     sweep_points,
 )
 
-_RENAME = {
-    "perturbative": {
-        "relative_gap_change": "relative_gap_change_exact",
-        "relative_gap_change_gl": "relative_gap_change_gl",
-        "delta_n_first_order": "delta_n_first_order",
-        "gap": "gap_perturbative",
-    },
-    "steady": {
-        "relative_gap_change": "relative_gap_change_nonlinear",
-        "gap": "gap_nonlinear",
-        "delta_n": "delta_n_nonlinear",
-        "n_qp": "n_qp_nonlinear",
-        "boson_occupation": "boson_occupation_nonlinear",
-        "boson_temperature": "boson_temperature_nonlinear",
-    },
-}
 _UNITS = {
     "energy": "k_B T_c",
     "temperature": "k_B T_c",
@@ -78,11 +66,6 @@ _UNITS = {
     "rate": "k_B T_c/hbar",
     "coupling": "1",
 }
-
-
-def dim_name(key: str) -> str:
-    """Sweep key -> dimension name: ``"cavity.omega0"`` -> ``"cavity_omega0"``."""
-    return key.replace(".", "_")
 
 
 def _solve(
@@ -126,21 +109,27 @@ def _solve(
     return ds, "success", ""
 
 
+def _study_part(kind: str, ds: xr.Dataset) -> xr.Dataset:
+    """A solver's dataset (single point or sweep) -> the study's variables of that kind:
+    the names ``solvers.VARIABLES`` gives them in a study (``Variable.study``)."""
+    keep = {k: v for k, v in study_names(kind).items() if k in ds}
+    out = ds[list(keep)].rename(keep)
+    out.attrs = {}
+    return out
+
+
 def _point_dataset(
     kind: str, ds: xr.Dataset | None, model: kinetics.Model, cfg: Config
 ) -> xr.Dataset:
     if ds is None:
-        out = xr.Dataset()
-    elif kind == "evolve":
-        out = ds.drop_vars(["quasiparticle_energy"], errors="ignore")
+        return xr.Dataset()
+    stats = {}
+    if kind == "steady":
+        stats = {"residual": float(ds.attrs.get("solver.residual", np.nan)),
+                 "iterations": int(ds.attrs.get("solver.iterations", -1))}
+    out = _study_part(kind, ds.assign(stats))
+    if kind == "evolve":
         out = out.assign(_profiles(model, ds.time.values, cfg))
-    else:
-        keep = {k: v for k, v in _RENAME[kind].items() if k in ds}
-        out = ds[list(keep)].rename(keep)
-        if kind == "steady":
-            out["steady_residual"] = float(ds.attrs.get("solver.residual", np.nan))
-            out["steady_iterations"] = int(ds.attrs.get("solver.iterations", -1))
-    out.attrs = {}
     return out
 
 
@@ -234,7 +223,7 @@ def run_study(
     if cfg.figure.per_unit_coupling:
         scale = _internal_value(cfg, models[0], cfg.figure.per_unit_coupling)
         out.attrs["figure.coupling_tau_in"] = scale * float(models[0].tau_in)
-    return out
+    return apply_analyses(out, cfg, raw, models)  # the [[analyses]] (cavity_eliashberg._analyses)
 
 
 def config_model(study: str, base_dir: str, keys: dict, **values) -> kinetics.Model:
@@ -264,53 +253,28 @@ def _swept(kind, cfg, raw, models, t_save, store, scheduler, workers, overwrite,
     )
     params = {d: axis_values(cfg, k) for d, (k, _) in keys.items()}
     units = {d: (k, u or "internal") for d, (k, u) in keys.items()}
-    options = {}
+    extra = sweep_options(kind, cfg)
+    options = dict(extra.pop("options", {}))
     if kind == "steady":
         s = cfg.steady
         if s.method != "newton":
-            raise ConfigError("steady.method = 'integrate' is not available in a sweep; use 'newton'.")
-        options = {"tol": s.tol, "max_iter": s.max_iter, "start": s.start,
-                   "continuation_steps": s.continuation_steps}
+            raise ConfigError(
+                "steady.method = 'integrate' is not available in a sweep; use 'newton'."
+            )
+        options.update(tol=s.tol, max_iter=s.max_iter, start=s.start,
+                       continuation_steps=s.continuation_steps)
     elif kind == "evolve":
         e = cfg.evolve
-        options = {"t_save": t_save, "solver": e.solver, "rtol": e.rtol, "atol": e.atol,
-                   "max_steps": e.max_steps}
+        options.update(t_save=t_save, solver=e.solver, rtol=e.rtol, atol=e.atol,
+                       max_steps=e.max_steps)
     ds = sweep(factory, params, kind=kind, options=options, units=units, output=store,
                overwrite=overwrite, scheduler=scheduler, workers=workers, progress=progress,
-               keep_n=True)
-    shape = [len(v) for v in params.values()]
+               keep_n=True, **extra)
     dims = list(params)
-    n = ds["n"].transpose(*dims, ...).values
-    flat = n.reshape((-1,) + n.shape[len(dims):])
-    out = xr.Dataset(coords={d: ds[d].values for d in dims})
-    out.coords["xi"] = ("xi", models[0].grid.xi)
+    out = _study_part(kind, ds.transpose(*dims, ...))
     status = ds["status"].transpose(*dims).values
     out[f"{kind}_status"] = (dims, np.where(status == "success", "success", "failed"))
     out[f"{kind}_message"] = (dims, ds["message"].transpose(*dims).values.astype(str))
-    gap = ds["gap"].transpose(*dims, ...).values
-    if kind == "perturbative":
-        thermal = np.stack([np.asarray(m.thermal_state()) for m in models]).reshape(n.shape)
-        out["relative_gap_change_exact"] = (dims, ds["relative_gap_change"].transpose(*dims).values)
-        out["relative_gap_change_gl"] = (dims, ds["relative_gap_change_gl"].transpose(*dims).values)
-        out["gap_perturbative"] = (dims, gap)
-        out["delta_n_first_order"] = (dims + ["xi"], n - thermal)
-    elif kind == "steady":
-        own = np.stack([
-            np.asarray(thermal_distribution(m.grid, g, m.t_qp)) if np.isfinite(g) else
-            np.full(m.grid.n, np.nan) for m, g in zip(models, gap.reshape(-1))
-        ]).reshape(n.shape)
-        out["relative_gap_change_nonlinear"] = (dims, ds["relative_gap_change"].transpose(*dims).values)
-        out["gap_nonlinear"] = (dims, gap)
-        out["delta_n_nonlinear"] = (dims + ["xi"], n - own)
-        out["n_qp_nonlinear"] = (dims, ds["n_qp"].transpose(*dims).values)
-        out["steady_residual"] = (dims, ds["residual"].transpose(*dims).values)
-        out["steady_iterations"] = (dims, ds["iterations"].transpose(*dims).values)
-    else:
-        out.coords["time"] = ("time", t_save)
-        for name in ("gap", "relative_gap_change", "n_qp", "energy"):
-            out[name] = (dims + ["time"], ds[name].transpose(*dims, "time").values)
-        out["n"] = (dims + ["time", "xi"], flat.reshape(shape + [len(t_save), -1]))
-        out["evolve_steps"] = (dims, ds["iterations"].transpose(*dims).values)
     for k, v in ds.attrs.items():
         if k.startswith("sweep."):
             out.attrs[f"{kind}.{k}"] = v
@@ -352,37 +316,7 @@ def _annotate(
     ds: xr.Dataset, cfg: Config, raw: dict, model: kinetics.Model, wall: dict, total: float
 ) -> xr.Dataset:
     for name in ds.variables:
-        if name in VARIABLES and "units" not in ds[name].attrs:
-            ds[name].attrs.update(long_name=VARIABLES[name][0], units=VARIABLES[name][1])
-    labels = {
-        "relative_gap_change_exact": (
-            "delta Delta / Delta_0, perturbative, exact linear response",
-            "1",
-        ),
-        "relative_gap_change_gl": (
-            "delta Delta / Delta_0, perturbative, Ginzburg-Landau form",
-            "1",
-        ),
-        "relative_gap_change_nonlinear": (
-            "delta Delta / Delta_0, full nonlinear steady state",
-            "1",
-        ),
-        "delta_n_first_order": ("tau_in sum_b I_b[n_F] at Delta_0 (paper eq. (14))", "1"),
-        "delta_n_nonlinear": ("n - n_F at the steady state's own gap", "1"),
-        "gap_perturbative": ("Delta_0 (1 + delta Delta/Delta_0), perturbative", "k_B T_c"),
-        "gap_nonlinear": ("steady-state gap", "k_B T_c"),
-        "n_qp_nonlinear": ("steady-state quasiparticle density 4 integral dxi n", "nu_F k_B T_c"),
-        "steady_residual": ("Newton residual max|dn/dt| tau_in", "1"),
-        "steady_iterations": ("Newton iterations", "1"),
-        "delta0": ("equilibrium gap Delta_0 at T_qp on the grid", "k_B T_c"),
-    }
-    for name, (long_name, units) in labels.items():
-        if name in ds:
-            ds[name].attrs.update(long_name=long_name, units=units)
-    if "xi" in ds.coords:
-        ds["xi"].attrs.update(long_name="normal-state energy xi", units="k_B T_c")
-    if "time" in ds.coords:
-        ds["time"].attrs.update(long_name="time", units="hbar / (k_B T_c)")
+        ds[name].attrs.update(_study_attributes(name))
     public = {k: v for k, v in raw.items() if not k.startswith("_")}
     attrs = {
         "title": cfg.title or "cavity-eliashberg study",
@@ -431,6 +365,20 @@ def _annotate(
         attrs["model.t_c"] = str(t_c)
     ds.attrs = attrs
     return ds
+
+
+_QUALIFIER = {"perturbative": "perturbative", "steady": "full nonlinear steady state", "evolve": ""}
+
+
+def _study_attributes(name: str) -> dict:
+    """long_name and units of a study variable, from the solvers' one variable table."""
+    for base, v in VARIABLES.items():
+        for kind, study_name in v.study.items():
+            if study_name == name:
+                qualifier = _QUALIFIER[kind] if study_name != base else ""
+                long_name = f"{v.long_name}, {qualifier}" if qualifier else v.long_name
+                return {"long_name": long_name, "units": v.units}
+    return variable_attributes(name)
 
 
 def default_figure(cfg: Config) -> str:
