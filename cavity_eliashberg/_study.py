@@ -315,8 +315,13 @@ def _label_axis(ds: xr.Dataset, cfg: Config, key: str) -> None:
 def _annotate(
     ds: xr.Dataset, cfg: Config, raw: dict, model: kinetics.Model, wall: dict, total: float
 ) -> xr.Dataset:
-    for name in ds.variables:
-        ds[name].attrs.update(_study_attributes(name))
+    for name in ds.data_vars:
+        known = _study_attributes(name)
+        if known or "units" not in ds[name].attrs:
+            ds[name].attrs.update(known or variable_attributes(name))
+    for name in ds.coords:  # the sweep axes carry their own units (_label_axis)
+        if "units" not in ds[name].attrs:
+            ds[name].attrs.update(variable_attributes(name))
     public = {k: v for k, v in raw.items() if not k.startswith("_")}
     attrs = {
         "title": cfg.title or "cavity-eliashberg study",
@@ -371,14 +376,15 @@ _QUALIFIER = {"perturbative": "perturbative", "steady": "full nonlinear steady s
 
 
 def _study_attributes(name: str) -> dict:
-    """long_name and units of a study variable, from the solvers' one variable table."""
+    """long_name and units of a study variable, from the solvers' one variable table
+    ({} for a name the table does not give a study name)."""
     for base, v in VARIABLES.items():
         for kind, study_name in v.study.items():
             if study_name == name:
                 qualifier = _QUALIFIER[kind] if study_name != base else ""
                 long_name = f"{v.long_name}, {qualifier}" if qualifier else v.long_name
                 return {"long_name": long_name, "units": v.units}
-    return variable_attributes(name)
+    return {}
 
 
 def default_figure(cfg: Config) -> str:
