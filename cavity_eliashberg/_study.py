@@ -35,6 +35,7 @@ from solvers import (
     evolve,
     model_attributes,
     package_versions,
+    perturbation_warnings,
     perturbative,
     steady_state,
     study_names,
@@ -223,6 +224,16 @@ def run_study(
     if cfg.figure.per_unit_coupling:
         scale = _internal_value(cfg, models[0], cfg.figure.per_unit_coupling)
         out.attrs["figure.coupling_tau_in"] = scale * float(models[0].tau_in)
+    if "relative_gap_change_exact" in out:
+        nonlinear = out.get("relative_gap_change_nonlinear")
+        problems = perturbation_warnings(
+            models[0], out["relative_gap_change_exact"].values,
+            None if nonlinear is None else nonlinear.values,
+        )
+        if problems:  # stored with the result and shown on the terminal
+            out.attrs["warnings"] = " | ".join(problems)
+            for message in problems:
+                warnings.warn(message, kinetics.PhysicsWarning, stacklevel=2)
     return apply_analyses(out, cfg, raw, models)  # the [[analyses]] (cavity_eliashberg._analyses)
 
 

@@ -16,6 +16,7 @@ from ._dataset import save as save
 from ._dataset import state_variables as state_variables
 from ._errors import REASONS as REASONS
 from ._errors import Interrupted as Interrupted
+from ._errors import ResourceError as ResourceError
 from ._errors import SolverError as SolverError
 from ._evolve import DIFFRAX_SOLVERS as DIFFRAX_SOLVERS
 from ._evolve import SOLVERS as SOLVERS
@@ -24,8 +25,11 @@ from ._evolve import evolve as evolve
 from ._evolve import evolve_core as evolve_core
 from ._evolve import stiffness_estimate as stiffness_estimate
 from ._options import DEFAULTS as DEFAULTS
+from ._perturbative import perturbation_warnings as perturbation_warnings
 from ._perturbative import perturbative as perturbative
 from ._perturbative import perturbative_core as perturbative_core
+from ._resources import LargeSolveWarning as LargeSolveWarning
+from ._resources import memory_estimate as memory_estimate
 from ._steady import steady_core as steady_core
 from ._steady import steady_start as steady_start
 from ._steady import steady_state as steady_state

@@ -6,7 +6,7 @@ any work starts; these two are raised after work has been done.
 
 from __future__ import annotations
 
-from kinetics import CavityEliashbergError
+from kinetics import CavityEliashbergError, ParameterError
 
 # short, machine-readable codes of why a solve stopped (``SolverError.reason``)
 REASONS = {
@@ -40,3 +40,7 @@ class Interrupted(SolverError):
     def __init__(self, message, partial=None, signal_name="SIGTERM"):
         super().__init__(message, partial, reason="interrupted")
         self.signal_name = signal_name
+
+
+class ResourceError(ParameterError):
+    """A solve would need more memory than the machine has (refused before any work)."""

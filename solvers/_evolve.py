@@ -27,6 +27,7 @@ from ._bdf import bdf_solve, interior_jumps
 from ._dataset import build_dataset, load, model_attributes, save
 from ._errors import Interrupted, SolverError
 from ._options import EVOLVE
+from ._resources import check_resources
 from ._rhs import blas_single_thread, vector_field
 
 DIFFRAX_SOLVERS = {
@@ -133,6 +134,7 @@ def evolve(
     config: dict | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
+    max_memory_gb: float | None = None,
 ) -> xr.Dataset:
     """Integrate d n / d t (paper eq. (6)) from ``t_save[0]`` and save at ``t_save``.
 
@@ -163,6 +165,8 @@ def evolve(
       the current segment (raising `Interrupted`, a `SolverError`, with the partial
       dataset). If the file exists and belongs to the same run (model, save times,
       initial state, solver), the run continues from it; on success it is removed.
+    - `max_memory_gb`: refuse (``ResourceError``, before any work) a run whose estimated
+      memory exceeds this (default: the memory available now).
 
     Failures (step-size collapse, max_steps, a non-finite state, n leaving [0, 1],
     the gap collapsing to zero) stop the run with the time, the cause and a hint.
@@ -191,6 +195,7 @@ def evolve(
     y0, t_prev, _ = initial_state(model, n0)
     t0 = float(t_save[0])
     t1 = float(t_save[-1]) if t_save.size > 1 else t0
+    check_resources(model, "evolve", solver, max_memory_gb=max_memory_gb, what="evolve")
     name = choose_solver(model, y0, t1 - t0, t0) if solver == "auto" else solver
     settings = {"name": name, "rtol": rtol, "atol": atol, "max_steps": max_steps}
     fingerprint = _fingerprint(model, t_save, y0, settings)
@@ -388,6 +393,23 @@ def _shifted(field, shift):
     return shifted
 
 
+class TimeProgress(diffrax.TqdmProgressMeter):
+    """diffrax's tqdm meter with a label, and the share of the time span done as its unit.
+
+    No time-left estimate: the share of simulated time is not the share of work (a stiff
+    or log-spaced run spends most steps early), so such an estimate misleads."""
+
+    label: str = "evolve"
+
+    def _init_bar(self):
+        import tqdm
+
+        return tqdm.tqdm(
+            total=100, unit="% of t", desc=self.label,
+            bar_format="{desc}: {percentage:5.1f}% of the time span |{bar}| {elapsed} elapsed",
+        )
+
+
 def evolve_core(model, y0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progress) -> dict:
     """Integrate from (t0, y0) to t1 and save at `ts` (traceable; single points and sweeps
     both call it).
@@ -413,7 +435,7 @@ _core_jit = eqx.filter_jit(evolve_core)
 
 def _integrate(model, y0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progress):
     if name == "bdf":  # stops at the jumps itself; dt0 is its own first-step choice
-        meter = diffrax.TqdmProgressMeter(refresh_steps=5) if progress else None
+        meter = TimeProgress(refresh_steps=5, label=f"evolve ({name})") if progress else None
         return bdf_solve(
             lambda t, y: model.rhs(t, y), lambda t, y: model.jacobian(t, y), t0, t1, y0, ts,
             rtol=rtol, atol=atol, max_steps=max_steps, jumps=jumps, progress_meter=meter,
@@ -429,7 +451,11 @@ def _integrate(model, y0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, p
         field = _shifted(field, shift)
         t0, t1, ts = t0 - shift, t1 - shift, ts - shift
         controller = diffrax.ClipStepSizeController(controller, jump_ts=jumps - shift)
-    meter = diffrax.TqdmProgressMeter(refresh_steps=20) if progress else diffrax.NoProgressMeter()
+    meter = (
+        TimeProgress(refresh_steps=20, label=f"evolve ({name})")
+        if progress
+        else diffrax.NoProgressMeter()
+    )
     return diffrax.diffeqsolve(
         diffrax.ODETerm(field),
         DIFFRAX_SOLVERS[name](),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time as _time
+import warnings
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -12,6 +13,7 @@ import xarray as xr
 from kinetics import (
     Model,
     ParameterError,
+    PhysicsWarning,
     gap_change_gl,
     gap_change_linear_response,
     perturbative_delta_n,
@@ -40,7 +42,66 @@ def perturbative_core(model: Model, t) -> dict:
     }
 
 
-_core = eqx.filter_jit(perturbative_core)
+compiled_core = eqx.filter_jit(perturbative_core)
+
+# where perturbation theory stops being a result: |delta Delta / Delta_0| beyond this, or a
+# nonlinear steady state that differs from it by more than RELATIVE_LIMIT
+MAGNITUDE_LIMIT = 0.05
+RELATIVE_LIMIT = 0.10
+
+
+def coupling_text(model: Model) -> str:
+    """Each bath's coupling in the paper's units (per relaxation time), e.g.
+    "eta tau_in = 15.5 (the paper's Fig. 1: 0.0155)"."""
+    parts = []
+    for k, b in enumerate(model.baths):
+        for name, v in b.parameters().items():
+            if name in ("eta", "power") and model.tau_in is not None:
+                try:
+                    x = float(v) * float(model.tau_in)
+                except (TypeError, ValueError):  # a profile: its largest value
+                    x = float(v.bounds()[1]) * float(model.tau_in)
+                parts.append(f"baths[{k}].{name} tau_in = {x:.4g}")
+    text = "; ".join(parts) or "the bath couplings"
+    return text + " (the paper's Fig. 1 has eta tau_in = 0.0155)"
+
+
+def perturbation_warnings(model: Model, relative_change, nonlinear=None) -> list[str]:
+    """Why a perturbative delta Delta / Delta_0 (or a nonlinear one beside it) should not be
+    trusted as perturbation theory, as messages ([] when it can be).
+
+    - `relative_change`: perturbative delta Delta / Delta_0 (scalar or array over points).
+    - `nonlinear`: the nonlinear steady state's, same shape, or None.
+    """
+    p = np.atleast_1d(np.asarray(relative_change, dtype=np.float64))
+    out = []
+    big = np.abs(p) > MAGNITUDE_LIMIT
+    if np.any(big):
+        worst = float(p[big][np.argmax(np.abs(p[big]))])
+        out.append(
+            f"perturbation theory has failed: |delta Delta / Delta_0| = {abs(worst):.3g} "
+            f"({int(big.sum())} of {p.size} point(s) above {MAGNITUDE_LIMIT:.0%}); it is linear "
+            f"in the coupling, which is {coupling_text(model)}. Was the coupling meant per "
+            f"relaxation time (e.g. eta = \"0.0155 / tau_in\")?"
+        )
+    if nonlinear is not None:
+        q = np.atleast_1d(np.asarray(nonlinear, dtype=np.float64))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.abs(q - p) / np.abs(p)
+        off = np.isfinite(rel) & (rel > RELATIVE_LIMIT) & (np.abs(p) > 1e-12)
+        if np.any(off):
+            out.append(
+                f"the nonlinear steady state differs from perturbation theory by up to "
+                f"{float(np.max(rel[off])):.0%} ({int(off.sum())} of {p.size} point(s) beyond "
+                f"{RELATIVE_LIMIT:.0%}): perturbation theory has failed at "
+                f"{coupling_text(model)}."
+            )
+    return out
+
+
+def warn_all(messages: list[str]) -> None:
+    for m in messages:
+        warnings.warn(m, PhysicsWarning, stacklevel=3)
 
 
 def check_perturbative(model: Model) -> None:
@@ -73,7 +134,7 @@ def perturbative(
     """
     check_perturbative(model)
     clock = _time.perf_counter()
-    out = _core(model, jnp.asarray(t, dtype=jnp.float64))
+    out = compiled_core(model, jnp.asarray(t, dtype=jnp.float64))
     wall = _time.perf_counter() - clock
     ds = build_dataset(
         model,
@@ -92,4 +153,8 @@ def perturbative(
     ds["relative_gap_change"].attrs["long_name"] = (
         "delta Delta / Delta_0, exact linear response of the gap equation"
     )
+    problems = perturbation_warnings(model, float(ds["relative_gap_change"]))
+    if problems:
+        ds.attrs["warnings"] = " | ".join(problems)
+        warn_all(problems)
     return ds

@@ -23,6 +23,9 @@ from ._dataset import build_dataset
 from ._errors import SolverError
 from ._evolve import DIFFRAX_SOLVERS, gershgorin, initial_state
 from ._options import STEADY
+from ._perturbative import compiled_core as perturbative_compiled
+from ._perturbative import perturbation_warnings, warn_all
+from ._resources import check_resources
 from ._rhs import blas_single_thread, vector_field
 
 
@@ -236,6 +239,7 @@ def steady_state(
     continuation_steps: int = STEADY["continuation_steps"],
     solver: str = STEADY["solver"],
     throw: bool = True,
+    max_memory_gb: float | None = None,
     config: dict | None = None,
 ) -> xr.Dataset:
     """Steady state of the kinetic equation with a self-consistent gap.
@@ -261,6 +265,8 @@ def steady_state(
       the node's own fastest time (``_residual_weights``).
     - `max_iter`: Newton iterations per stage.
     - `solver`: the diffrax solver for ``method="integrate"`` (see `evolve`).
+    - `max_memory_gb`: refuse (``ResourceError``, before any work) a solve whose
+      estimated memory exceeds this (default: the memory available now).
     - `throw`: raise `SolverError` (reason "not_converged", the last iterate in its
       ``partial``) when the tolerance is not reached; with False return that dataset,
       marked ``solver.status = "failed"``.
@@ -279,6 +285,9 @@ def steady_state(
             f"steady_state: solver must be one of {sorted(DIFFRAX_SOLVERS)} (a diffrax "
             f"solver: the steady-state event is diffrax's); got {solver!r}."
         )
+    check_resources(model, "steady" if method == "newton" else "evolve",
+                    None if method == "newton" else solver, max_memory_gb=max_memory_gb,
+                    what="steady_state")
     t_arr, tol_arr = jnp.asarray(t, jnp.float64), jnp.asarray(tol, jnp.float64)
     if n0 is not None:
         y0, _, bosons_given = initial_state(model, n0)
@@ -310,6 +319,17 @@ def steady_state(
     ds = build_dataset(
         model, np.asarray(n), gap, kind="steady", solver=info, config=config, rates_at=t
     )
+    if ok and model.tau_in is not None and not model.dynamic and float(model.delta0) > 0:
+        # the perturbative result beside it (cheap: one collision evaluation): a nonlinear
+        # state far from it means the coupling is not perturbative
+        first = perturbative_compiled(model, jnp.asarray(t, jnp.float64))
+        d0 = float(first["delta0"])
+        problems = perturbation_warnings(
+            model, (float(first["gap"]) - d0) / d0, float(ds["relative_gap_change"])
+        )
+        if problems:
+            ds.attrs["warnings"] = " | ".join(problems)
+            warn_all(problems)
     if not ok and throw:
         raise SolverError(
             f"steady_state did not converge: residual {res:.3g} > tol {tol:g} after {int(iters)} "

@@ -80,6 +80,7 @@ import xarray as xr
 from kinetics import Model, ParameterError
 
 from ._dataset import _attr_value, annotate, load, model_attributes, package_versions, save
+from ._resources import available_memory, check_resources
 from ._sweep_checks import check_factory, check_options, check_parameters, check_units, factory_name
 from ._sweep_chunk import Task, describe_error, run_chunk
 from ._sweep_store import Store, merge, part_dataset, spec_hash, spec_of
@@ -119,20 +120,6 @@ def _dask_available() -> bool:
     return True
 
 
-def _available_memory() -> int:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 2 << 30
-
-
 def default_chunk_size(
     n_pending: int, grid_n: int, workers: int, batch: str, n_save: int = 1
 ) -> int:
@@ -143,7 +130,7 @@ def default_chunk_size(
     cap = _MAX_CHUNK
     if batch == "vmap":
         per_point = _BYTES_PER_N2 * grid_n**2 + 8 * grid_n * n_save * 4
-        cap = min(cap, max(1, int(0.5 * _available_memory() // per_point)))
+        cap = min(cap, max(1, int(0.5 * available_memory() // per_point)))
     return int(max(1, min(target, cap)))
 
 
@@ -162,6 +149,7 @@ def sweep(
     batch: str = "auto",
     keep_n: bool = True,
     continuation: str | None = None,
+    max_memory_gb: float | None = None,
     compilation_cache: str | os.PathLike | None = None,
     progress: bool = True,
     config: dict | None = None,
@@ -208,6 +196,9 @@ def sweep(
       are solved in order, each started from the previous point's steady state (a warm
       start: follows a branch, and converges where a cold start would not); the other
       axes give independent lines. A point whose predecessor failed starts cold.
+    - `max_memory_gb`: refuse (``ResourceError``, before any work) a sweep whose points
+      held at once (a vmap chunk, the local workers) need more memory than this
+      (default: the memory available now).
     - `compilation_cache`: a folder for JAX's persistent compilation cache, used by this
       process and every worker (on a cluster: a path all nodes see). A process that
       finds a program there loads it instead of compiling it (steady state: ~20 s ->
@@ -317,6 +308,11 @@ def sweep(
     # a probe model for the chunk size and the attributes
     probe = _probe(model_factory, grid_values[pending[0] if pending else 0])
     grid_n = probe.grid.n if probe is not None else 400
+    if probe is not None and pending:
+        local = n_local if use_cluster and scheduler is None else 1
+        at_once = local * (chunk_size or 1 if batch == "vmap" else 1)
+        check_resources(probe, kind, opts.get("solver"), points=at_once,
+                        max_memory_gb=max_memory_gb, what="sweep")
 
     run_id = f"{_time.strftime('%Y%m%dT%H%M%S', _time.gmtime())}-{uuid.uuid4().hex[:6]}"
     clock = _time.perf_counter()
