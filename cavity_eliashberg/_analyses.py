@@ -2,7 +2,7 @@
 
 A study lists them in ``[[analyses]]`` tables (``kind = "..."`` and its options); after
 the solvers have run, `apply_analyses` adds their results to the study dataset, each with
-``long_name`` and ``units``. Units are the internal ones (physics.md section 1): times in
+``long_name`` and ``units``. Units are the internal ones (docs/physics.md section 1): times in
 hbar/(k_B T_c), energies in k_B T_c. A sweep key's dimension is the key with dots
 replaced by underscores (``phonons.dynamic.tau_b`` -> ``phonons_dynamic_tau_b``).
 

@@ -324,8 +324,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="cavity-eliashberg",
         description="Kinetic equation of Bogoliubov quasiparticles coupled to cavity photons, "
-        "phonons and drives, with a self-consistent BCS gap (physics.md; units hbar = k_B = 1, "
-        "energies in k_B T_c, times in hbar/(k_B T_c)).",
+        "phonons and drives, with a self-consistent BCS gap (docs/physics.md; units "
+        "hbar = k_B = 1, energies in k_B T_c, times in hbar/(k_B T_c)).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser(

@@ -8,7 +8,7 @@ completely before any computation; every mistake raises `ConfigError` naming
 the key, the value and what is allowed. `build_model` turns it (and one point
 of the sweep) into a `kinetics.Model`.
 
-Values are numbers in the internal units of physics.md section 1 (energies and
+Values are numbers in the internal units of docs/physics.md section 1 (energies and
 temperatures in k_B T_c, times in hbar / (k_B T_c)) or strings with a unit:
 ``"3 Delta0"``, ``"0.5 T_qp"``, ``"0.0155 / tau_in"``, ``"208 GHz"`` (an
 ordinary frequency f, energy h f), ``"1.31e12 rad/s"`` (angular), ``"10 K"``,
@@ -90,7 +90,7 @@ _PROFILE_TIMES = {"t_on", "t0", "t1", "sigma"}
 
 
 class DynamicSpec(_Strict):
-    """The bath's bosons as state variables (physics.md section 9; kinetics.DynamicBosons)."""
+    """The bath's bosons as state variables (docs/physics.md section 9; kinetics.DynamicBosons)."""
 
     tau_b: Param  # escape time; inf (TOML `inf`) for a closed system
     r_cav: Number | None = None

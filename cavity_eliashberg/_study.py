@@ -215,7 +215,7 @@ def run_study(
             long_name=f"{key} in internal units",
             units=out[dim_name(key)].attrs["units"]
             if out[dim_name(key)].attrs["units"] in _UNITS.values()
-            else "internal (physics.md section 1)",
+            else "internal (docs/physics.md section 1)",
         )
     if dims:
         out = out.transpose(*dims, ...)

@@ -1,4 +1,4 @@
-"""Baths: what the quasiparticles exchange energy with (physics.md section 3).
+"""Baths: what the quasiparticles exchange energy with (docs/physics.md section 3).
 
 A bath is an immutable object that tells the collision operator
 
@@ -182,7 +182,7 @@ class MultimodeCavity(AbstractBath):
       corresponds to eta * tau_in = 0.0155.
     - `dynamic`: None (photons stay at t_cav), or ``DynamicBosons(tau_b=tau_cav,
       r_cav=...)``: the photon occupation becomes a state variable relaxing to
-      t_cav at the rate 1/tau_cav (physics.md section 9); omega0 must then be a
+      t_cav at the rate 1/tau_cav (docs/physics.md section 9); omega0 must then be a
       constant.
     """
 
@@ -232,7 +232,7 @@ class SingleModeCavity(AbstractBath):
 
     - `omega0`: mode frequency [T_c] (t); `t_cav`: photon temperature [T_c] (t);
     - `eta`: dimensionless coupling (t); `kappa`: half width [T_c] (t).
-    - `dynamic`: None, or ``DynamicBosons(tau_b=tau_cav, r_cav=...)`` (physics.md
+    - `dynamic`: None, or ``DynamicBosons(tau_b=tau_cav, r_cav=...)`` (docs/physics.md
       section 9; the mode density is the Lorentzian r_cav (kappa/pi) / ((Omega -
       omega0)^2 + kappa^2)). Events below the first nonzero Omega node (the
       quasi-elastic part, J(0) > 0) are then dropped on both sides.
@@ -348,7 +348,7 @@ class Phonons(AbstractBath):
     - `dynamic`: None (phonons stay at t_ph), or ``DynamicBosons(tau_b=tau_esc,
       tau0_ph=...)``: the phonon occupation becomes a state variable that escapes
       to the substrate at t_ph at the rate 1/tau_esc (the phonon bottleneck,
-      physics.md section 9). ``kinetics.aluminium_phonons`` builds one from
+      docs/physics.md section 9). ``kinetics.aluminium_phonons`` builds one from
       material constants.
     """
 

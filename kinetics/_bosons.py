@@ -1,4 +1,4 @@
-"""Settings of a dynamic boson bath and its Omega grid (physics.md section 9).
+"""Settings of a dynamic boson bath and its Omega grid (docs/physics.md section 9).
 
 A bath declared dynamic (``MultimodeCavity(..., dynamic=DynamicBosons(...))``,
 ``SingleModeCavity``, ``Phonons``) carries its own occupation N_b(Omega, t) on an
@@ -60,7 +60,7 @@ def _number_or_none(owner, name, x, *, allow_inf=False, allow_profile=False):
 class DynamicBosons(eqx.Module):
     """Make a bath's bosons dynamic: N_b(Omega, t) becomes part of the state.
 
-    Boson kinetic equation (physics.md section 9):
+    Boson kinetic equation (docs/physics.md section 9):
 
         rho_b(Omega) dN_b/dt = P_b(Omega) - rho_b(Omega) (N_b - n_B(Omega / T_b)) / tau_b
 
@@ -89,7 +89,7 @@ class DynamicBosons(eqx.Module):
     - `omega_focus`, `omega_core` [T_c]: the nodes are
       Omega = focus + core sinh(s), s uniform, i.e. spacing ~ core near the focus
       and geometric away from it. Default focus: 2 Delta(T_qp) for phonons (the
-      pair threshold, whose smearing is O(h): physics.md section 9), omega0 for
+      pair threshold, whose smearing is O(h): docs/physics.md section 9), omega0 for
       cavities; default core 0.1 (0.5 kappa for a single-mode cavity if smaller).
     """
 

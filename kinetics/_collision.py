@@ -1,10 +1,10 @@
-"""The nonlinear collision operator I_b[n](xi) of physics.md section 3.
+"""The nonlinear collision operator I_b[n](xi) of docs/physics.md section 3.
 
     I_b[n](xi) = 2 integral_0^inf dxi' {  theta(E - E') J(E - E') c_s [ N (n' - n) - n (1 - n') ]
                                         + theta(E' - E) J(E' - E) c_s [ N (n' - n) + n' (1 - n) ]
                                         + J(E + E') c_p [ N (1 - n - n') - n n' ] }
 
-Discretization (product integration, physics.md section 8). At each node xi_i
+Discretization (product integration, docs/physics.md section 8). At each node xi_i
 the xi' integral is written in the grid parameter u (xi = xi(u), see
 ``_grid``), and the integrand's *smooth* factor, F_j = xi'(u_j) J(Omega_ij)
 c(E_i, E_j) bracket_ij, is interpolated linearly in u between the nodes; the
@@ -31,7 +31,7 @@ Properties that follow (and are tested):
   and its reverse from row j with different cut cells. Symmetrizing the two
   weights makes conservation exact but, near a step, costs a phase-dependent
   O(h) error (measured), so pointwise accuracy was chosen; exact event
-  bookkeeping is done where it is required (dynamic bosons, physics.md
+  bookkeeping is done where it is required (dynamic bosons, docs/physics.md
   section 9).
 
 Away from thresholds this is the trapezoid rule in u. At the diagonal

@@ -1,4 +1,4 @@
-"""Dynamic bosons: the joint quasiparticle-boson operator of physics.md section 9.
+"""Dynamic bosons: the joint quasiparticle-boson operator of docs/physics.md section 9.
 
 A dynamic bath's occupation N_b(Omega_k, t) on its Omega grid (``BosonGrid``) is
 part of the state. Every event is computed **once** and enters both sides:
@@ -91,7 +91,7 @@ def default_boson_grid(bath: AbstractBath, grid: Grid, t_qp: float) -> BosonGrid
 
 
 def mode_density(bath: AbstractBath, omega, t=0.0):
-    """rho_b(Omega): boson modes per unit energy [per 4 nu_F] (physics.md section 9)."""
+    """rho_b(Omega): boson modes per unit energy [per 4 nu_F] (docs/physics.md section 9)."""
     d: DynamicBosons = bath.dynamic
     if isinstance(bath, MultimodeCavity):
         return d.r_cav * omega
@@ -165,7 +165,7 @@ class DynamicOperator:
 
         def active(s, om):
             # inside the bath's support and on the Omega grid; outside, J = 0 on both
-            # sides (a hard step: O(h) at omega0, physics.md section 9)
+            # sides (a hard step: O(h) at omega0, docs/physics.md section 9)
             return (
                 (s > 0) & (om > 0) & (om >= lo) & (om <= hi) & (om >= omega[0]) & (om <= omega[-1])
             )

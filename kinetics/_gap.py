@@ -1,4 +1,4 @@
-"""The BCS gap equation in cutoff-free form (physics.md section 2).
+"""The BCS gap equation in cutoff-free form (docs/physics.md section 2).
 
     G(Delta; n) = integral_0^inf dxi [ (1 - 2 n(xi)) / E_xi - tanh(xi / 2) / xi ] = 0    (T_c = 1)
 
@@ -48,7 +48,7 @@ def _reference_term(grid: Grid) -> float:
 
 
 def gap_function(grid: Grid, n, delta):
-    """G(Delta; n) of physics.md section 2 with its analytic tail [dimensionless].
+    """G(Delta; n) of docs/physics.md section 2 with its analytic tail [dimensionless].
 
     - `n`: occupations n(xi_j), shape (grid.n,).
     - `delta`: gap Delta [T_c], scalar.
@@ -139,7 +139,7 @@ def gap(grid: Grid, n, guess=1.0):
     - `n`: occupations on the grid, shape (grid.n,).
     - `guess`: starting value (e.g. the previous gap); it only affects the cost.
 
-    Differentiable in `n` by the implicit-function theorem (physics.md section 8).
+    Differentiable in `n` by the implicit-function theorem (docs/physics.md section 8).
     """
     return _gap_solver(grid)(jnp.asarray(n), jnp.asarray(guess, dtype=jnp.float64))
 

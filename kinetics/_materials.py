@@ -1,4 +1,4 @@
-"""Material constants and unit conversions (physics.md section 9).
+"""Material constants and unit conversions (docs/physics.md section 9).
 
 The model's units are hbar = k_B = 1 with energies in k_B T_c and times in
 hbar / (k_B T_c) (6.42 ps for aluminium, T_c = 1.19 K). These helpers turn
@@ -96,7 +96,7 @@ def planar_cavity_r(
 
     rho_cav(Omega) = Omega theta(Omega - omega_0) / (pi hbar^2 c^2 d 4 nu_F) in physical
     units (two polarizations, modes omega_q = sqrt(omega_0^2 + c^2 q^2), film of
-    thickness d, physics.md section 9), i.e. r_cav Omega theta(Omega - omega_0) with
+    thickness d, docs/physics.md section 9), i.e. r_cav Omega theta(Omega - omega_0) with
     Omega in k_B T_c and rho in 4 nu_F:
 
         r_cav = k_B T_c n_r^2 / (4 pi hbar^2 c^2 d nu_F)
@@ -115,7 +115,8 @@ def planar_cavity_r(
 
 
 def kaplan_pair_breaking_rate(omega, delta, tau0_ph: float, n_quad: int = 400):
-    """Kaplan's T = 0 phonon pair-breaking rate 1/tau_B(Omega) [k_B T_c/hbar] (physics.md 9):
+    """Kaplan's T = 0 phonon pair-breaking rate 1/tau_B(Omega) [k_B T_c/hbar]
+    (docs/physics.md section 9):
 
         1/tau_B = (1 / (pi tau0_ph Delta(0))) integral_Delta^{Omega - Delta} dE
                   [E (Omega - E) + Delta^2] / (sqrt(E^2 - Delta^2) sqrt((Omega - E)^2 - Delta^2))

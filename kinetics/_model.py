@@ -1,11 +1,11 @@
 """One physical situation: grid, quasiparticle temperature, relaxation, baths.
 
-The kinetic equation (paper eq. (6), physics.md section 4):
+The kinetic equation (paper eq. (6), docs/physics.md section 4):
 
     d n(xi, t) / dt = sum_b I_b[n; Delta(t)](xi) - (n - n_F(E_xi / T_qp)) / tau_in,
     Delta(t) = Delta[n(., t)]   (solved at every evaluation)
 
-With dynamic baths (physics.md section 9) the state is one flat vector
+With dynamic baths (docs/physics.md section 9) the state is one flat vector
 y = [n (grid.n values), N_b of each dynamic bath (its Omega grid's state nodes),
 in bath order]; ``Model.split`` and ``Model.join`` convert. A model without
 dynamic baths has y = n and runs exactly the code it always ran.
@@ -66,7 +66,7 @@ def _as_baths(baths) -> tuple[AbstractBath, ...]:
 
 
 class Model(eqx.Module):
-    """One physical situation (physics.md sections 1-4).
+    """One physical situation (docs/physics.md sections 1-4).
 
     **Main arguments:**
 

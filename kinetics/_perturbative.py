@@ -1,16 +1,16 @@
-"""Perturbative steady state (physics.md section 5; paper eqs. (14), (15), (17), (18)).
+"""Perturbative steady state (docs/physics.md section 5; paper eqs. (14), (15), (17), (18)).
 
 To lowest order in the coupling, with Delta held at Delta_0 = Delta(T_qp), the steady
 state of the kinetic equation (paper eq. (6)) is
 
     delta n(xi) = tau_in * sum_b I_b[n_F](xi),                                         (14)
 
-and the gap responds through the linearized gap equation (physics.md section 2):
+and the gap responds through the linearized gap equation (docs/physics.md section 2):
 
     GL:    delta Delta / Delta_0 = -(1 / (1 - T_qp)) integral_0^inf dxi delta n(xi) / E_xi
     exact: delta Delta = 2 integral_0^inf dxi delta n(xi) / E_xi / (dG_eq/dDelta)(Delta_0).
 
-The GL form is *half* of the paper's eq. (18) as printed (physics.md section 2
+The GL form is *half* of the paper's eq. (18) as printed (docs/physics.md section 2
 explains why: the paper's factor 2 is a normalization of its eq. (1)).
 
 Two independent implementations of eq. (14) live here:
@@ -409,7 +409,7 @@ def _literal_chunk(c: _Setup, e):
 def perturbative_delta_n(model, t=0.0):
     """delta n(xi_j) = tau_in * sum_b I_b[n_F](xi_j) on the model's grid [dimensionless].
 
-    Paper eq. (14) in operator form (physics.md sections 3 and 5): the lowest-order
+    Paper eq. (14) in operator form (docs/physics.md sections 3 and 5): the lowest-order
     steady state of the kinetic equation with Delta held at Delta_0 = ``model.delta0``
     (the equilibrium gap at T_qp on the model's grid) and n_F = ``model.thermal_state()``.
     I_b is the project's discretized collision operator (``kinetics.collision``); for a
@@ -445,10 +445,10 @@ def gap_change_gl(model, delta_n):
 
         delta Delta / Delta_0 = -(1 / (1 - T_qp)) integral_0^inf dxi delta n(xi) / E_xi,
 
-    physics.md section 2, from linearizing paper eq. (17) (T_c = 1). This is half of
+    docs/physics.md section 2, from linearizing paper eq. (17) (T_c = 1). This is half of
     the paper's eq. (18) as printed, -(T_c/(T_c - T_qp)) integral dE nu_qp(E)/nu_F
     delta n(E) / E: with the standard BCS gap equation the factor 2 of the paper's
-    eq. (1) is absorbed into the phenomenological coupling (physics.md section 2).
+    eq. (1) is absorbed into the phenomenological coupling (docs/physics.md section 2).
     Valid for T_qp a little below T_c; see ``gap_change_linear_response`` beyond.
 
     - `model`: a ``kinetics.Model`` (its grid, T_qp [T_c] < 1 and Delta_0).
@@ -465,7 +465,7 @@ def gap_change_linear_response(model, delta_n):
         delta Delta = 2 integral_0^inf dxi delta n(xi) / E_xi / (dG_eq/dDelta)(Delta_0),
         G_eq(Delta) = G(Delta; n_F(E(Delta)/T_qp)),
 
-    physics.md section 2: n = n_F(E_xi(Delta)/T_qp) + delta n linearized around
+    docs/physics.md section 2: n = n_F(E_xi(Delta)/T_qp) + delta n linearized around
     (Delta_0, delta n = 0); dG_eq/dDelta is the *total* derivative (n_F follows E(Delta)),
     negative, so delta n > 0 lowers the gap. Tends to the GL form (``gap_change_gl``)
     as T_qp -> T_c: GL / exact = 0.980 at T_qp = 0.9 and 0.998 at 0.99.
@@ -481,7 +481,7 @@ def gap_change_linear_response(model, delta_n):
 
 
 def gap_relaxation_time(model):
-    """Relaxation time of the gap mode tau_gap [hbar/(k_B T_c)] (physics.md section 4).
+    """Relaxation time of the gap mode tau_gap [hbar/(k_B T_c)] (docs/physics.md section 4).
 
         tau_gap = tau_in (dG/dDelta at fixed n) / (dG_eq/dDelta),
 

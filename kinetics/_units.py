@@ -1,4 +1,4 @@
-"""Physical units <-> the internal units of physics.md section 1.
+"""Physical units <-> the internal units of docs/physics.md section 1.
 
 Internally hbar = k_B = 1, energies and temperatures are in units of k_B T_c,
 times in hbar / (k_B T_c), rates in k_B T_c / hbar. A physical value is turned
@@ -90,7 +90,7 @@ def to_internal(
     t_c_kelvin: float | None = None,
     references: dict | None = None,
 ) -> float:
-    """Convert ``value`` in ``unit`` to internal units (physics.md section 1).
+    """Convert ``value`` in ``unit`` to internal units (docs/physics.md section 1).
 
     - `dimension`: "energy", "temperature", "time", "rate" or "coupling".
     - `name`: the parameter, for the error message.
