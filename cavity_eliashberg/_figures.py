@@ -27,7 +27,9 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import textwrap
 
 import numpy as np
 import xarray as xr
@@ -48,28 +50,79 @@ _PRETTY = {
     "k_B T_c": r"$k_BT_c$",
     "1": "",
     "T_c": r"$T_c$",
+    "tau_b": r"$\tau_{esc}$",
+    "tau0_ph": r"$\tau_0^{ph}$",
+    "tau0": r"$\tau_0$",
 }
+
+
+def _with_unit(name: str, unit: str | None) -> str:
+    """``name [unit]``, or the bare name for a dimensionless or missing unit (no "[]")."""
+    pretty = _PRETTY.get((unit or "").strip(), (unit or "").strip()).strip()
+    if pretty in ("", "1", "-", "dimensionless", "$$"):
+        return name
+    return f"{name} [{pretty}]"
 
 
 def _label(ds: xr.Dataset, dim: str) -> str:
     key = ds[dim].attrs.get("long_name", dim)
     field = key.split(".")[-1]
-    unit = ds[dim].attrs.get("units", "")
+    unit = str(ds[dim].attrs.get("units", "") or "").strip()
     name = _PRETTY.get(field, key)
     if unit == "/tau_in":
         return name + r"$\,\tau_{in}$"
-    if unit in ("Delta0", "T_qp", "T_c", "omega0", "omega_d"):
+    if unit in ("Delta0", "T_qp", "T_c", "omega0", "omega_d", "tau0_ph", "tau0"):
         return f"{name} / {_PRETTY[unit]}"
-    return f"{name} [{_PRETTY.get(unit, unit)}]" if unit and unit != "1" else name
+    return _with_unit(name, unit)
+
+
+def _finite_runs(mask: np.ndarray) -> list[np.ndarray]:
+    """Index arrays of the stretches where `mask` holds without a break."""
+    idx = np.flatnonzero(mask)
+    if idx.size == 0:
+        return []
+    return np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
 
 
 def sign_changes(x, y) -> list[float]:
-    """Zeros of y(x) by linear interpolation between neighbours of opposite sign."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    out = []
-    for k in range(len(x) - 1):
-        if np.isfinite(y[k]) and np.isfinite(y[k + 1]) and np.sign(y[k]) * np.sign(y[k + 1]) < 0:
-            out.append(float(x[k] - y[k] * (x[k + 1] - x[k]) / (y[k + 1] - y[k])))
+    """Zeros of y(x) between neighbouring samples of opposite sign, ascending in x.
+
+    Each bracket [x_k, x_k+1] holds one zero, found by a root find (``brentq``) on a cubic
+    spline (not-a-knot) through the finite samples of that stretch of the curve, not by a
+    straight line between the two samples: a smooth curve sampled every 0.25 Delta_0 is
+    placed to ~h^4 instead of ~h^2. With fewer than four samples in a stretch the
+    interpolant is linear. A sample that is exactly zero between neighbours of opposite
+    sign is a zero. Non-finite samples break the curve: no zero is sought across them.
+    """
+    from scipy.interpolate import CubicSpline
+    from scipy.optimize import brentq
+
+    x, y = np.asarray(x, float).ravel(), np.asarray(y, float).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"sign_changes: x has {x.size} values, y has {y.size}.")
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    out: list[float] = []
+    for run in _finite_runs(np.isfinite(x) & np.isfinite(y)):
+        xs, ys = x[run], y[run]
+        if xs.size < 2 or np.any(np.diff(xs) <= 0):
+            continue
+        linear = lambda t, xs=xs, ys=ys: float(np.interp(t, xs, ys))  # noqa: E731
+        f = linear
+        if xs.size >= 4:
+            spline = CubicSpline(xs, ys)
+            f = lambda t, spline=spline: float(spline(t))  # noqa: E731
+        s = np.sign(ys)
+        for k in range(xs.size - 1):
+            a, b = xs[k], xs[k + 1]
+            if s[k] * s[k + 1] < 0:
+                try:
+                    z = brentq(f, a, b, xtol=1e-14 * max(1.0, abs(a), abs(b)), maxiter=200)
+                except ValueError:  # the spline's sign at a knot differs (rounding)
+                    z = brentq(linear, a, b, xtol=1e-14 * max(1.0, abs(a), abs(b)))
+                out.append(float(z))
+            elif s[k] == 0 and 0 < k and s[k - 1] * s[k + 1] < 0:
+                out.append(float(a))
     return out
 
 
@@ -95,6 +148,22 @@ def _plt():
     return plt
 
 
+_KINDS = ("gap_change", "delta_n", "transient", "coupling", "map", "decay",
+          "dynamic_gap_change")
+
+
+def figure(ds: xr.Dataset):
+    """The study's matplotlib figure (Agg), by ``ds.attrs["figure.kind"]``; the caller
+    closes it. None for ``figure.kind = "none"``."""
+    kind = ds.attrs.get("figure.kind", "gap_change")
+    if kind == "none":
+        return None
+    if kind not in _KINDS:
+        raise ValueError(f"figure.kind {kind!r} is not one of {sorted(_KINDS)} or 'none'.")
+    fn = globals()[f"_{kind}"]
+    return fn(ds, _plt())
+
+
 def plot(ds: xr.Dataset, path: str, *, overwrite: bool = False) -> str:
     """Draw the study's figure into `path` (PNG, written atomically); returns the path."""
     kind = ds.attrs.get("figure.kind", "gap_change")
@@ -102,17 +171,8 @@ def plot(ds: xr.Dataset, path: str, *, overwrite: bool = False) -> str:
         return ""
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it.")
-    fn = {
-        "gap_change": _gap_change,
-        "delta_n": _delta_n,
-        "transient": _transient,
-        "coupling": _coupling,
-        "map": _map,
-        "decay": _decay,
-        "dynamic_gap_change": _dynamic_gap_change,
-    }[kind]
     plt = _plt()
-    fig = fn(ds, plt)
+    fig = figure(ds)
     fd, tmp = tempfile.mkstemp(
         prefix=".tmp-", suffix=".png", dir=os.path.dirname(os.path.abspath(path))
     )
@@ -146,7 +206,7 @@ def gap_change_sign_changes(ds: xr.Dataset) -> dict:
     others = [d for d in y.dims if d != x]
     out = {}
     for idx in np.ndindex(*[ds.sizes[d] for d in others]):
-        sel = {d: i for d, i in zip(others, idx)}
+        sel = {d: i for d, i in zip(others, idx, strict=True)}
         label = tuple(f"{d} = {float(ds[d][i]):g}" for d, i in sel.items())
         out[label] = sign_changes(ds[x].values, y.isel(sel).transpose(x).values)
     return out
@@ -165,7 +225,7 @@ def _gap_change(ds, plt):
         scale = float(ds.attrs["figure.coupling_tau_in"])
         ylabel = r"$(\delta\Delta/\Delta_0)\,/\,(\eta\,\tau_{in})$"
     xs = ds[x].values
-    for ax, p in zip(axes[0], panels):
+    for ax, p in zip(axes[0], panels, strict=True):
         sub = ds.isel({panel_dim: p}) if panel_dim else ds
         ncurves = sub.sizes[curve_dim] if curve_dim else 1
         colors = plt.cm.viridis(np.linspace(0, 0.85, ncurves))
@@ -174,29 +234,25 @@ def _gap_change(ds, plt):
             label = (
                 f"{_label(ds, curve_dim)} = {float(ds[curve_dim][c]):g}" if curve_dim else "result"
             )
-            main = None
-            if "relative_gap_change_exact" in one:
-                main = one.relative_gap_change_exact.values / scale
-                ax.plot(xs, main, color=colors[c], label=label)
+            exact = (one.relative_gap_change_exact.values / scale
+                     if "relative_gap_change_exact" in one else None)
+            nonlinear = (one.relative_gap_change_nonlinear.values / scale
+                         if "relative_gap_change_nonlinear" in one else None)
+            main = exact if exact is not None else nonlinear
+            zeros = sign_changes(xs, main)
+            if zeros:  # the values go into the legend, not onto the curves
+                label += r"; $\delta\Delta = 0$ at " + ", ".join(f"{z:.3g}" for z in zeros)
+            if exact is not None:
+                ax.plot(xs, exact, color=colors[c], label=label)
                 ax.plot(
                     xs, one.relative_gap_change_gl.values / scale, color=colors[c], ls="--", lw=0.9
                 )
-            if "relative_gap_change_nonlinear" in one:
-                y = one.relative_gap_change_nonlinear.values / scale
-                ax.plot(
-                    xs, y, "o", color=colors[c], ms=3.5, label=None if main is not None else label
-                )
-                main = y if main is None else main
-            for z in sign_changes(xs, main):
-                ax.axvline(z, color=colors[c], ls=":", lw=1.0)
-                ax.annotate(
-                    f"{z:.2f}",
-                    (z, 0),
-                    textcoords="offset points",
-                    xytext=(2, 4 + 9 * c),
-                    fontsize=7,
-                    color=colors[c],
-                )
+            if nonlinear is not None:
+                ax.plot(xs, nonlinear, "o", color=colors[c], ms=3.5,
+                        label=None if exact is not None else label)
+            if zeros:
+                ax.plot(zeros, np.zeros(len(zeros)), ls="none", marker="|", ms=14, mew=1.6,
+                        color=colors[c])
         ax.axhline(0, color="k", lw=0.6)
         if ds[x].attrs.get("units") == "Delta0" and "omega" in ds[x].attrs.get("long_name", ""):
             ax.axvline(2.0, color="grey", lw=0.6, ls="-.")
@@ -206,14 +262,15 @@ def _gap_change(ds, plt):
         ax.set_ylabel(ylabel)
         title = f"{_label(ds, panel_dim)} = {float(ds[panel_dim][p]):g}" if panel_dim else ""
         ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="best", framealpha=0.9)
     kinds = []
     if "relative_gap_change_exact" in ds:
         kinds.append("solid: perturbative (exact linear response), dashed: GL form")
     if "relative_gap_change_nonlinear" in ds:
         kinds.append("dots: nonlinear")
-    kinds.append("dotted: sign changes")
-    fig.suptitle(f"{ds.attrs.get('title', '')}\n{_caption(ds)}\n" + "; ".join(kinds), fontsize=9)
+    kinds.append("ticks on the zero line: sign changes (values in the legend)")
+    legend = textwrap.fill("; ".join(kinds), width=95 * len(panels))
+    fig.suptitle(f"{ds.attrs.get('title', '')}\n{_caption(ds)}\n{legend}", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -259,9 +316,69 @@ def _time_axis(ds):
     return ds.time.values, r"time $t$ [$\hbar/k_BT_c$]"
 
 
+_PROFILES = ("Step", "Ramp", "GaussianPulse")
+_PROFILE_RE = re.compile(r"^\s*(\w+)\((.*)\)\s*$")
+
+
+def _parse_profile(text):
+    """A stored profile (``"Step(after=1e-05, t_on=0.0, before=0.0)"``) rebuilt as the
+    kinetics profile it names, or None when it is not one of the plain profiles."""
+    m = _PROFILE_RE.match(str(text))
+    if not m or m.group(1) not in _PROFILES:
+        return None
+    kwargs = {}
+    for part in m.group(2).split(","):
+        key, eq, value = part.partition("=")
+        if not eq:
+            return None
+        try:
+            kwargs[key.strip()] = float(value)
+        except ValueError:
+            return None
+    import kinetics
+
+    try:
+        return getattr(kinetics, m.group(1))(**kwargs)
+    except Exception:  # noqa: BLE001 - a profile we cannot rebuild is drawn from its samples
+        return None
+
+
+def _profile_source(ds, var):
+    """The stored description of the bath parameter behind the time series `var`."""
+    names = [n for n in str(ds.attrs.get("baths.names", "")).split(",") if n]
+    for i, name in sorted(enumerate(names), key=lambda p: -len(p[1])):
+        if var.startswith(name + "_"):
+            return ds.attrs.get(f"baths.{i}.{var[len(name) + 1:]}")
+    return None
+
+
+def profile_curve(ds, var, n: int = 600):
+    """(times, values) to draw a time-dependent bath parameter with: the profile itself on
+    a fine grid when the dataset names a plain profile whose samples it reproduces (a Step
+    is then a genuine step, a Gaussian pulse smooth), else the samples at the save times
+    (joined by straight lines, never by stairs)."""
+    time = np.asarray(ds.time.values, float)
+    samples = np.asarray(ds[var].values, float)
+    profile = _parse_profile(_profile_source(ds, var))
+    if profile is None or time.size < 2:
+        return time, samples
+    try:
+        if not np.allclose(np.asarray(profile(time), float), samples, rtol=1e-6,
+                           atol=1e-12 * max(1.0, float(np.nanmax(np.abs(samples))))):
+            return time, samples
+        fine = np.linspace(time[0], time[-1], n)
+        jumps = [float(j) for j in profile.jump_times() if time[0] < j <= time[-1]]
+        left = [np.nextafter(j, -np.inf) for j in jumps]
+        fine = np.unique(np.concatenate([fine, jumps, left]))
+        return fine, np.asarray(profile(fine), float)
+    except Exception:  # noqa: BLE001
+        return time, samples
+
+
 def _transient(ds, plt):
     t, tlabel = _time_axis(ds)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    per = ds.time.values[-1] / t[-1] if t[-1] else 1.0
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
     ax = axes[0]
     ax.plot(t, ds.relative_gap_change.values, color="C0", label=r"$\delta\Delta(t)/\Delta_0$")
     ax.axhline(0, color="k", lw=0.5)
@@ -272,21 +389,25 @@ def _transient(ds, plt):
         for v in ds.data_vars
         if ds[v].dims == ("time",) and v not in ("gap", "relative_gap_change", "n_qp", "energy")
     ]
+    handles = list(ax.get_lines()[:1])
     if profiles:
         twin = ax.twinx()
         for k, v in enumerate(profiles):
-            twin.plot(
-                t,
-                ds[v].values,
-                color=f"C{k + 3}",
-                ls="--",
-                lw=1,
-                drawstyle="steps-post",
-                label=ds[v].attrs.get("long_name", v),
+            tt, yy = profile_curve(ds, v)
+            peak = float(np.nanmax(np.abs(yy))) if np.any(np.isfinite(yy)) else 0.0
+            peak = peak if peak > 0 else 1.0
+            name = str(ds[v].attrs.get("long_name", v))
+            (line,) = twin.plot(
+                tt / per, yy / peak, color=f"C{k + 3}", ls="--", lw=1,
+                label=_with_unit(f"{name} / {peak:.3g}", ds[v].attrs.get("units")),
             )
-        twin.set_ylabel("bath parameter (dashed) [internal units]")
-        twin.legend(loc="center right", fontsize=7)
-    ax.legend(loc="upper left", fontsize=8)
+            handles.append(line)
+        twin.set_ylabel("bath parameter / its largest value (dashed)")
+        lo = min(0.0, float(np.nanmin(twin.get_ylim())))
+        twin.set_ylim(lo - 0.05, 1.1)
+    # the legend sits above the panel, outside the data of both y axes
+    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=2,
+              fontsize=7, frameon=False, borderaxespad=0.0)
     ax = axes[1]
     nqp = ds.n_qp.values
     ax.plot(t, nqp / nqp[0] - 1.0, color="C1")
@@ -304,7 +425,7 @@ def _transient(ds, plt):
     times = [ts for ts in times if finite[int(np.argmin(np.abs(ds.time.values - ts)))]]
     colors = plt.cm.viridis(np.linspace(0, 0.85, max(len(times), 1)))
     e = np.sqrt(ds.xi.values**2 + float(ds.delta0) ** 2) / float(ds.delta0)
-    for c, ts in zip(colors, times):
+    for c, ts in zip(colors, times, strict=False):
         k = int(np.argmin(np.abs(ds.time.values - ts)))
         one = ds.isel(time=k)
         e = np.sqrt(ds.xi.values**2 + float(one.gap) ** 2) / float(ds.delta0)
@@ -314,7 +435,8 @@ def _transient(ds, plt):
     ax.axhline(0, color="k", lw=0.5)
     ax.set_xlabel(r"$E/\Delta_0$")
     ax.set_ylabel(r"$\delta n(E, t) = n - n_F(E/T_{qp})$")
-    ax.legend(fontsize=7)
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=3, fontsize=7, frameon=False,
+              borderaxespad=0.0)
     fig.suptitle(f"{ds.attrs.get('title', '')}  ({_caption(ds)})", fontsize=10)
     fig.tight_layout()
     return fig
@@ -354,6 +476,38 @@ def _coupling(ds, plt):
     return fig
 
 
+def solver_tolerance(ds: xr.Dataset, default: float = 1e-9) -> float:
+    """The steady solver's tolerance stored with a result (attributes, then the study's
+    configuration), else `default`: values of delta Delta / Delta_0 below it are noise."""
+    import json
+
+    for key in ("steady.solver.tol", "solver.tol", "steady.sweep.tol", "steady.tol"):
+        v = ds.attrs.get(key)
+        if isinstance(v, (int, float, np.number)) and np.isfinite(v) and v > 0:
+            return float(v)
+    for key, v in ds.attrs.items():
+        if (key.endswith(".tol") and not key.startswith("evolve.")
+                and isinstance(v, (int, float, np.number)) and np.isfinite(v) and v > 0):
+            return float(v)
+    try:
+        v = json.loads(ds.attrs.get("config", "{}")).get("steady", {}).get("tol")
+    except (TypeError, ValueError, AttributeError):
+        v = None
+    if isinstance(v, (int, float)) and np.isfinite(v) and v > 0:
+        return float(v)
+    return default
+
+
+def mask_below_tolerance(z, tol: float) -> np.ndarray:
+    """`z` with the values that are zero within `tol` (or within rounding of its largest
+    value) set to NaN: their sign is noise, so no contour may follow them."""
+    z = np.asarray(z, float)
+    finite = np.isfinite(z)
+    scale = float(np.max(np.abs(z[finite]))) if finite.any() else 0.0
+    floor = max(float(tol), 64 * np.finfo(float).eps * scale)
+    return np.where(finite & (np.abs(z) >= floor), z, np.nan)
+
+
 def _map(ds, plt):
     x = ds.attrs.get("figure.x") or _sweep_dims(ds)[0]
     y = [d for d in _sweep_dims(ds) if d != x][0]
@@ -368,11 +522,19 @@ def _map(ds, plt):
     mesh = ax.pcolormesh(
         ds[x].values, ds[y].values, z, cmap="RdBu_r", vmin=-lim, vmax=lim, shading="nearest"
     )
-    ax.contour(ds[x].values, ds[y].values, z, levels=[0.0], colors="k", linewidths=1.2)
+    tol = solver_tolerance(ds)
+    signed = mask_below_tolerance(z, tol)
+    if np.nanmin(signed, initial=np.inf) < 0 < np.nanmax(signed, initial=-np.inf):
+        ax.contour(ds[x].values, ds[y].values, np.ma.masked_invalid(signed), levels=[0.0],
+                   colors="k", linewidths=1.2)
     fig.colorbar(mesh, ax=ax, label=r"$\delta\Delta/\Delta_0$")
     ax.set_xlabel(_label(ds, x))
     ax.set_ylabel(_label(ds, y))
-    ax.set_title(f"{ds.attrs.get('title', '')}\n{_caption(ds)}; black: zero contour", fontsize=9)
+    ax.set_title(
+        f"{ds.attrs.get('title', '')}\n{_caption(ds)}\nblack: zero contour "
+        f"(|values| below the solver tolerance {tol:.0e} have no sign)",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
 
@@ -394,27 +556,89 @@ def _time_unit(ds) -> tuple[float, str]:
     return 1.0, r"t [$\hbar/k_BT_c$]"
 
 
+_DECAY_SPAN = 8.0  # slowest times shown in the decay panel (e^-8 ~ 3e-4)
+_DECAY_FLOOR = 1e-6  # excess fractions below this are at the solver's noise: not drawn
+
+
+def _fit_window(ds) -> tuple[float, float] | None:
+    """The ``decay_time`` analysis' fit window [in slowest times] from the configuration."""
+    import json
+
+    try:
+        analyses = json.loads(ds.attrs.get("config", "{}")).get("analyses", [])
+        for an in analyses:
+            if an.get("kind") == "decay_time" and len(an.get("window", ())) == 2:
+                lo, hi = (float(v) for v in an["window"])
+                return lo, hi
+    except (TypeError, ValueError, AttributeError):
+        pass
+    return None
+
+
+def decay_curve(t, fraction, tau, *, span: float = _DECAY_SPAN, floor: float = _DECAY_FLOOR):
+    """(t / tau, fraction) of one decay for a log-y, linear-time panel: times up to `span`
+    slowest times, values from `floor` up (below it the excess is solver noise, and a
+    log axis cannot show zero or negative noise)."""
+    t, f = np.asarray(t, float), np.asarray(fraction, float)
+    s = t / tau
+    keep = np.isfinite(s) & np.isfinite(f) & (s <= span)
+    s, f = s[keep], f[keep]
+    below = np.flatnonzero(f < floor)
+    if below.size:  # the curve ends where it first reaches the noise
+        s, f = s[: below[0]], f[: below[0]]
+    return s, f
+
+
 def _decay(ds, plt):
     x = ds.attrs.get("figure.x") or _sweep_dims(ds)[0]
     per_us, tlabel = _time_unit(ds)
-    t = ds.time.values / per_us
     xs = ds[x].values
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11.5, 4.4))
-    positive = t > 0
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12.5, 4.8))
     frac = ds.decay_excess_fraction.transpose(x, "time").values
-    if "decay_excess_fraction_static" in ds:
-        a.semilogy(t[positive], np.ravel(ds.decay_excess_fraction_static.values)[positive],
-                   color="k", label="static bosons")
+    time = ds.time.values
+    taus = (ds.slowest_time.transpose(x).values if "slowest_time" in ds
+            else ds.decay_time.transpose(x).values if "decay_time" in ds else None)
+    static_tau = (float(np.ravel(ds.slowest_time_static.values)[0])
+                  if "slowest_time_static" in ds else None)
+    unit_us = per_us != 1.0
+    tunit = "us" if unit_us else r"$\hbar/k_BT_c$"
     colors = plt.cm.viridis(np.linspace(0, 0.85, len(xs)))
-    for k, v in enumerate(xs):
-        a.semilogy(t[positive], frac[k][positive], color=colors[k],
-                   label=f"{_label(ds, x)} = {v:g}")
-    a.set_xscale("log")
-    a.set_ylim(1e-2, 1.2)
-    a.set_xlabel(tlabel)
+    ends = []
+    if taus is None:  # no time scale stored: log-y against the time itself
+        for k, v in enumerate(xs):
+            a.semilogy(time / per_us, frac[k], color=colors[k], label=f"{_label(ds, x)} = {v:g}")
+        a.set_xlabel(tlabel)
+        a.set_ylim(_DECAY_FLOOR, 1.2)
+    else:
+        curves = []
+        if "decay_excess_fraction_static" in ds and static_tau:
+            curves.append((np.ravel(ds.decay_excess_fraction_static.values), static_tau, "k",
+                           "static bosons"))
+        for k, v in enumerate(xs):
+            curves.append((frac[k], float(taus[k]), colors[k], f"{_label(ds, x)} = {v:g}"))
+        lowest = 1.0
+        for f, tau, color, label in curves:
+            s, y = decay_curve(time, f, tau)
+            a.semilogy(s, y, color=color,
+                       label=f"{label}: " + r"$\tau$" + f" = {tau / per_us:.3g} {tunit}")
+            ends.append(float(time[-1] / tau))
+            if y.size:
+                lowest = min(lowest, float(np.min(y)))
+        grid = np.linspace(0.0, _DECAY_SPAN, 50)
+        a.semilogy(grid, np.exp(-grid), color="grey", ls="--", lw=0.9, label=r"$e^{-t/\tau}$")
+        window = _fit_window(ds)
+        if window:
+            a.axvspan(*window, color="0.92", zorder=0, label="fit window of the decay time")
+        a.set_xlim(0.0, _DECAY_SPAN)
+        a.set_ylim(max(_DECAY_FLOOR, lowest / 2), 1.5)
+        a.set_xlabel(r"time $t/\tau$, $\tau$ = the curve's slowest time (legend)")
     a.set_ylabel("excess(t) / excess(0)")
-    a.set_title("decay of the injected excess", fontsize=9)
-    a.legend(fontsize=7)
+    title = "decay of the injected excess: straight line = exponential"
+    cut = [e for e in ends if e < _DECAY_SPAN]
+    if cut:
+        title += f"\na curve ends at t_end ({min(cut):.3g} " + r"$\tau$ for the slowest)"
+    a.set_title(title, fontsize=9)
+    a.legend(fontsize=7, loc="lower left", framealpha=0.9)
     static = float(np.ravel(ds.slowest_time_static.values)[0])
     ratio = ds.slowest_time_ratio.transpose(x).values
     if "rothwarf_taylor_time" in ds:
