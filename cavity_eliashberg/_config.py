@@ -18,13 +18,16 @@ ordinary frequency f, energy h f), ``"1.31e12 rad/s"`` (angular), ``"10 K"``,
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import itertools
 import json
 import math
+import operator
 import os
 import tomllib
-from typing import Annotated, Any, Literal, Union
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pydantic
@@ -32,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import kinetics
 from kinetics import ParameterError, parse_quantity, to_internal
-from solvers import DIFFRAX_SOLVERS, SOLVERS
+from solvers import DEFAULTS, DIFFRAX_SOLVERS, SOLVERS
 
 from ._errors import ConfigError
 
@@ -42,8 +45,8 @@ FIGURE_KINDS = (
 )
 
 
-Number = Union[float, int]
-Value = Union[Number, str]
+Number = float | int
+Value = Number | str
 
 
 class _Strict(BaseModel):
@@ -83,10 +86,16 @@ class PulseProfile(_Strict):
 
 
 Profile = Annotated[StepProfile | RampProfile | PulseProfile, Field(discriminator="profile")]
-Param = Union[Value, Profile]
+Param = Value | Profile
 _PROFILE_TIMES = {"t_on", "t0", "t1", "sigma"}
 
 # ---------------------------------------------------------------- baths
+# The [[baths]] schema is derived from the bath classes (kinetics.bath_types(): every class
+# with a type_name, wherever it is defined): one table per class, its keys the class's
+# declared parameters (cls.parameter_specs()), plus ``type``, an optional ``name`` and, for
+# dynamic-capable classes, ``dynamic``. A class's table parameters ("table" dimension) may
+# also come from a ``file`` of columns; the first is the abscissa Omega, whose unit
+# ``<first table>_unit`` converts (tabulated: ``omega_unit``).
 
 
 class DynamicSpec(_Strict):
@@ -106,86 +115,118 @@ _DYNAMIC_DIMENSIONS = {
     "tau_b": "time", "r_cav": "coupling", "tau0_ph": "time", "t_reservoir": "temperature",
     "omega_max": "energy", "omega_focus": "energy", "omega_core": "energy",
 }
+_NUMBER_DIMENSIONS = ("energy", "temperature", "time", "rate", "coupling")
 
 
-class MultimodeSpec(_Strict):
-    type: Literal["multimode_cavity"]
-    name: str | None = None
-    omega0: Param
-    t_cav: Param
-    eta: Param
-    dynamic: DynamicSpec | None = None
+def bath_class(type_name: str) -> type:
+    """The bath class of a ``[[baths]]`` ``type`` (ConfigError naming the types if unknown)."""
+    types = kinetics.bath_types()
+    if type_name not in types:
+        raise ConfigError(
+            f"baths: unknown type {type_name!r}; the bath types are {sorted(types)}."
+        )
+    return types[type_name]
 
 
-class SingleModeSpec(_Strict):
-    type: Literal["single_mode_cavity"]
-    name: str | None = None
-    omega0: Param
-    t_cav: Param
-    eta: Param
-    kappa: Param
-    dynamic: DynamicSpec | None = None
+def number_parameters(cls: type) -> dict[str, str]:
+    """A bath class's numeric parameters -> dimension (energy, temperature, time, rate,
+    coupling), in declaration order: what the config converts from units and can sweep."""
+    return {
+        n: s.dimension for n, s in cls.parameter_specs().items()
+        if s.dimension in _NUMBER_DIMENSIONS
+    }
 
 
-class PhononSpec(_Strict):
-    type: Literal["phonons"]
-    name: str | None = None
-    tau0: Param
-    t_ph: Param
-    omega_debye: Value | None = None
-    dynamic: DynamicSpec | None = None
+def table_parameters(cls: type) -> list[str]:
+    """A bath class's table parameters (1-D arrays), in declaration order."""
+    return [n for n, s in cls.parameter_specs().items() if s.dimension == "table"]
 
 
-class DriveSpec(_Strict):
-    type: Literal["classical_drive"]
-    name: str | None = None
-    omega_d: Param
-    power: Param
-    width: Value = 0.0
-    line: Literal["delta", "gaussian", "lorentzian"] = "delta"
+def _table_unit_key(cls: type) -> str:
+    return f"{table_parameters(cls)[0]}_unit"
 
 
-class TabulatedSpec(_Strict):
-    """A tabulated J(Omega): inline ``omega``/``j`` or a two-column text ``file``."""
-
-    type: Literal["tabulated"]
-    name: str | None = None
-    omega: list[Number] | None = None
-    j: list[Number] | None = None
-    file: str | None = None
-    omega_unit: str = ""
-    t_bath: Param
-    coupling: Literal["current", "density"] = "current"
-    scale: Param = 1.0
+def _spec_field(spec) -> tuple[Any, Any]:
+    """(annotation, default) of one bath parameter's TOML key."""
+    default = ... if spec.required else spec.default
+    if spec.dimension == "choice":
+        return Literal[tuple(spec.choices)], default
+    if spec.dimension == "table":  # inline numbers, or the columns of `file`
+        return list[Number] | None, None
+    typ = Param if spec.time_dependent else Value
+    return (typ | None if default is None else typ), default
 
 
-BathSpec = Annotated[
-    MultimodeSpec | SingleModeSpec | PhononSpec | DriveSpec | TabulatedSpec,
-    Field(discriminator="type"),
-]
+def _bath_spec_model(cls: type) -> type[BaseModel]:
+    """The pydantic model of one bath class's ``[[baths]]`` table."""
+    fields: dict[str, Any] = {
+        "type": (Literal[cls.type_name], ...),
+        "name": (str | None, None),
+    }
+    for name, spec in cls.parameter_specs().items():
+        annotation, default = _spec_field(spec)
+        fields[name] = (annotation, Field(default, description=spec.doc))
+    if table_parameters(cls):
+        fields["file"] = (str | None, None)
+        fields[_table_unit_key(cls)] = (str, "")
+    if cls.dynamic_capable:
+        fields["dynamic"] = (DynamicSpec | None, None)
+    return pydantic.create_model(
+        f"{cls.__name__}Spec", __base__=_Strict, __doc__=_bath_doc(cls), **fields
+    )
 
-# what each bath field means: dimension for the unit conversion (None: not a number)
-_DIMENSIONS = {
-    "omega0": "energy",
-    "t_cav": "temperature",
-    "eta": "coupling",
-    "kappa": "energy",
-    "tau0": "time",
-    "t_ph": "temperature",
-    "omega_debye": "energy",
-    "omega_d": "energy",
-    "power": "rate",
-    "width": "energy",
-    "t_bath": "temperature",
-    "scale": "coupling",
-}
-_BATH_CLASSES = {
-    "multimode_cavity": kinetics.MultimodeCavity,
-    "single_mode_cavity": kinetics.SingleModeCavity,
-    "phonons": kinetics.Phonons,
-    "classical_drive": kinetics.ClassicalDrive,
-    "tabulated": kinetics.TabulatedBath,
-}
+
+def _bath_doc(cls: type) -> str:
+    return f"A [[baths]] table of type {cls.type_name!r} ({cls.__module__}.{cls.__qualname__})."
+
+
+
+def _registry_key() -> tuple:
+    return tuple(sorted((n, id(c)) for n, c in kinetics.bath_types().items()))
+
+
+@functools.lru_cache(maxsize=8)
+def _config_class(key: tuple) -> type:
+    """`Config` with ``baths`` validated against the bath classes registered now (`key`:
+    the registry's names and class ids, so that a class defined later is found)."""
+    types = kinetics.bath_types()
+    models = tuple(_bath_spec_model(types[name]) for name, _ in key)
+    if not models:
+        return Config
+    if len(models) == 1:
+        spec = models[0]
+    else:
+        spec = Annotated[functools.reduce(operator.or_, models), Field(discriminator="type")]
+    return pydantic.create_model("Config", __base__=Config, baths=(list[spec], []))
+
+
+def config_class() -> type:
+    """The `Config` model for the bath classes defined now (a subclass of `Config`)."""
+    return _config_class(_registry_key())
+
+
+class _FieldDimensions(Mapping):
+    """Bath parameter name -> dimension over every bath class defined now (a live view of
+    the classes' declarations, for labels; use `number_parameters` for one class)."""
+
+    def _table(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for cls in kinetics.bath_types().values():
+            for name, dim in number_parameters(cls).items():
+                out.setdefault(name, dim)
+        return out
+
+    def __getitem__(self, key):
+        return self._table()[key]
+
+    def __iter__(self):
+        return iter(self._table())
+
+    def __len__(self):
+        return len(self._table())
+
+
+_DIMENSIONS: Mapping[str, str] = _FieldDimensions()
 
 # ---------------------------------------------------------------- sections
 
@@ -202,16 +243,18 @@ class GridSection(_Strict):
     core: Annotated[float, Field(gt=0)] = 2.0
 
 
-# TODO(solvers.DEFAULTS): the defaults of [steady] (start, method, tol, max_iter,
-# continuation_steps, solver) and [evolve] (solver, rtol, atol, max_steps) are to be read
-# from solvers.DEFAULTS["steady"] / ["evolve"] once the solvers export it.
+# the solver options' defaults are the solvers' own (solvers.DEFAULTS, one table)
+_STEADY = DEFAULTS["steady"]
+_EVOLVE = DEFAULTS["evolve"]
+
+
 class SteadySection(_Strict):
-    start: Literal["perturbative", "thermal"] = "perturbative"
-    method: Literal["newton", "integrate"] = "newton"
-    tol: Annotated[float, Field(gt=0)] = 1e-11
-    max_iter: Annotated[int, Field(gt=0, le=10000)] = 50
-    continuation_steps: Annotated[int, Field(ge=0, le=1000)] = 8
-    solver: Literal[tuple(sorted(DIFFRAX_SOLVERS))] = "kvaerno5"  # type: ignore[valid-type]
+    start: Literal["perturbative", "thermal"] = _STEADY["start"]
+    method: Literal["newton", "integrate"] = _STEADY["method"]
+    tol: Annotated[float, Field(gt=0)] = _STEADY["tol"]
+    max_iter: Annotated[int, Field(gt=0, le=10000)] = _STEADY["max_iter"]
+    continuation_steps: Annotated[int, Field(ge=0, le=1000)] = _STEADY["continuation_steps"]
+    solver: Literal[tuple(sorted(DIFFRAX_SOLVERS))] = _STEADY["solver"]  # type: ignore[valid-type]
     # a sweep key: the steady states along that axis are solved in order, each started from
     # the previous point's (warm start; solvers.sweep(..., continuation=<dimension>))
     continuation: str | None = None
@@ -222,10 +265,10 @@ class EvolveSection(_Strict):
     t_start: Value = 0.0
     n_save: Annotated[int, Field(ge=2, le=100000)] = 200
     spacing: Literal["linear", "log"] = "linear"
-    solver: Literal[("auto", *sorted(SOLVERS))] = "auto"  # type: ignore[valid-type]
-    rtol: Annotated[float, Field(gt=0, lt=1)] = 1e-8
-    atol: Annotated[float, Field(gt=0, lt=1)] = 1e-12
-    max_steps: Annotated[int, Field(gt=0)] = 200_000
+    solver: Literal[("auto", *sorted(SOLVERS))] = _EVOLVE["solver"]  # type: ignore[valid-type]
+    rtol: Annotated[float, Field(gt=0, lt=1)] = _EVOLVE["rtol"]
+    atol: Annotated[float, Field(gt=0, lt=1)] = _EVOLVE["atol"]
+    max_steps: Annotated[int, Field(gt=0)] = _EVOLVE["max_steps"]
     checkpoint_every: Annotated[int, Field(ge=1)] | None = None
     # the initial state: the thermal state with n multiplied by (1 + n0_excess)
     n0_excess: Annotated[float, Field(gt=-1.0, le=1e6)] = 0.0
@@ -356,7 +399,9 @@ class Config(_Strict):
     compute: list[Literal[COMPUTE_KINDS]]  # type: ignore[valid-type]
     model: ModelSection
     grid: GridSection = GridSection()
-    baths: list[BathSpec] = []
+    # validated against the bath classes defined when a configuration is read
+    # (`config_class`; `Config.model_validate` dispatches there)
+    baths: list[Any] = []
     steady: SteadySection = SteadySection()
     evolve: EvolveSection | None = None
     sweep: dict[str, SweepAxis] = {}
@@ -365,6 +410,12 @@ class Config(_Strict):
     figure: FigureSection = FigureSection()
     analyses: list[Analysis] = []
     quick: dict[str, Any] = {}
+
+    @classmethod
+    def model_validate(cls, obj, **kwargs):
+        if cls is Config:
+            return config_class().model_validate(obj, **kwargs)
+        return super().model_validate(obj, **kwargs)
 
     @pydantic.model_validator(mode="after")
     def _consistent(self):
@@ -391,21 +442,73 @@ class Config(_Strict):
 
 
 def _format_validation_error(err: pydantic.ValidationError, source: str) -> str:
+    types = kinetics.bath_types()
+    tags = _TAGS | set(types)
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and p in _TAGS))
+        loc = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and p in tags))
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown key (a typo?)"
+            msg = "unknown key (a typo?)" + _bath_keys_hint(e["loc"], types)
         elif e["type"] == "missing":
-            msg = "required key is missing"
+            msg = "required key is missing" + _bath_doc_hint(e["loc"], types)
+        elif e["type"] == "union_tag_not_found" and e["loc"][:1] == ("baths",):
+            msg = f"a bath needs a 'type', one of {sorted(types)}"
+        elif _constant_given_a_profile(e, types):
+            msg = "a profile of time is not allowed here (a constant parameter); give a number"
         elif "input" in e and e["type"] != "union_tag_invalid":
             msg = f"{msg}; got {e['input']!r}"
         lines.append(f"  {loc or '(top level)'}: {msg}")
     return f"invalid configuration {source}:\n" + "\n".join(dict.fromkeys(lines))
 
 
-_TAGS = set(_BATH_CLASSES) | set(ANALYSIS_KINDS) | {
+def _bath_field(loc: tuple, types: dict) -> tuple[type | None, tuple]:
+    """(bath class, the path inside its table) of an error's location under ``baths``."""
+    if len(loc) >= 3 and loc[0] == "baths" and loc[2] in types:
+        return types[loc[2]], tuple(loc[3:])
+    return None, ()
+
+
+def _constant_given_a_profile(e: dict, types: dict) -> bool:
+    cls, rest = _bath_field(e["loc"], types)
+    spec = cls.parameter_specs().get(rest[0]) if cls is not None and rest else None
+    given = e.get("input")
+    return (
+        spec is not None and not spec.time_dependent and isinstance(given, dict)
+        and "profile" in given
+    )
+
+
+def _bath_keys_hint(loc: tuple, types: dict) -> str:
+    cls, rest = _bath_field(loc, types)
+    if cls is None:
+        return ""
+    if rest == ("dynamic",):
+        capable = sorted(n for n, c in types.items() if c.dynamic_capable)
+        return f"; 'dynamic' applies to the dynamic-capable bath types only: {capable}"
+    if len(rest) == 1:
+        return f"; a {cls.type_name} bath takes {', '.join(_bath_keys(cls))}"
+    if len(rest) == 2 and rest[0] == "dynamic":
+        return f"; 'dynamic' takes {', '.join(DynamicSpec.model_fields)}"
+    return ""
+
+
+def _bath_keys(cls: type) -> list[str]:
+    keys = ["type", "name", *cls.parameter_specs()]
+    if table_parameters(cls):
+        keys += ["file", _table_unit_key(cls)]
+    if cls.dynamic_capable:
+        keys.append("dynamic")
+    return keys
+
+
+def _bath_doc_hint(loc: tuple, types: dict) -> str:
+    cls, rest = _bath_field(loc, types)
+    spec = cls.parameter_specs().get(rest[0]) if cls is not None and len(rest) == 1 else None
+    return f" ({spec.doc})" if spec is not None else ""
+
+
+_TAGS = set(ANALYSIS_KINDS) | {
     "StaticReferenceAnalysis",
     "SlowestTimeAnalysis",
     "DecayTimeAnalysis",
@@ -435,7 +538,8 @@ def _set_dotted(raw: dict, key: str, value, *, source: str) -> None:
         node = _bath_by_name(raw, parts[0])
         if node is None:
             raise ConfigError(
-                f"{source}: {key!r} names neither a section ({', '.join(Config.model_fields)}) nor a bath."
+                f"{source}: {key!r} names neither a section "
+                f"({', '.join(Config.model_fields)}) nor a bath."
             )
         parts = parts[1:]
     else:
@@ -550,7 +654,8 @@ def _check_semantics(cfg: Config, raw: dict) -> None:
         _sweep_target(cfg, key)
     if cfg.figure.x is not None and cfg.figure.x not in cfg.sweep:
         raise ConfigError(
-            f"figure.x = {cfg.figure.x!r} is not a swept parameter; swept: {sorted(cfg.sweep) or 'none'}."
+            f"figure.x = {cfg.figure.x!r} is not a swept parameter; "
+            f"swept: {sorted(cfg.sweep) or 'none'}."
         )
     if cfg.figure.per_unit_coupling is not None:
         _sweep_target(cfg, cfg.figure.per_unit_coupling, what="figure.per_unit_coupling")
@@ -619,7 +724,8 @@ def _check_analyses(cfg: Config) -> None:
 
 
 def _sweep_target(cfg: Config, key: str, what: str = "sweep") -> tuple[str, str | None, str]:
-    """``"cavity.omega0"`` -> ("bath", "cavity", "omega0"); ``"model.t_qp"`` -> ("model", None, "t_qp")."""
+    """``"cavity.omega0"`` -> ("bath", "cavity", "omega0");
+    ``"model.t_qp"`` -> ("model", None, "t_qp")."""
     parts = key.split(".")
     names = bath_names(cfg)
     if parts[0] == "model" and len(parts) == 2 and parts[1] in ("t_qp", "tau_in"):
@@ -634,10 +740,12 @@ def _sweep_target(cfg: Config, key: str, what: str = "sweep") -> tuple[str, str 
                     f"{sorted(_DYNAMIC_DIMENSIONS)}."
                 )
             return ("bath", parts[0], ".".join(parts[1:]))
-        if field not in type(spec).model_fields or _DIMENSIONS.get(field) is None:
-            allowed = [f for f in type(spec).model_fields if f in _DIMENSIONS]
+        numbers = number_parameters(bath_class(spec.type))
+        if field not in numbers:
+            allowed = list(numbers)
             raise ConfigError(
-                f"{what} key {key!r}: bath {parts[0]!r} has no numeric field {field!r}; allowed: {allowed}."
+                f"{what} key {key!r}: bath {parts[0]!r} has no numeric field {field!r}; "
+                f"allowed: {allowed}."
             )
         if len(parts) == 3:
             prof = getattr(spec, field)
@@ -647,7 +755,8 @@ def _sweep_target(cfg: Config, key: str, what: str = "sweep") -> tuple[str, str 
                 or parts[2] == "profile"
             ):
                 raise ConfigError(
-                    f"{what} key {key!r}: {parts[0]}.{field} is not a profile with a field {parts[2]!r}."
+                    f"{what} key {key!r}: {parts[0]}.{field} is not a profile with a field "
+                    f"{parts[2]!r}."
                 )
         return ("bath", parts[0], ".".join(parts[1:]))
     raise ConfigError(
@@ -663,7 +772,7 @@ def sweep_points(cfg: Config) -> list[dict]:
     keys = list(cfg.sweep)
     axes = [cfg.sweep[k].points() for k in keys]
     return [
-        {k: _with_unit(v, cfg.sweep[k].unit) for k, v in zip(keys, combo)}
+        {k: _with_unit(v, cfg.sweep[k].unit) for k, v in zip(keys, combo, strict=True)}
         for combo in itertools.product(*axes)
     ]
 
@@ -775,23 +884,36 @@ def references(cfg: Config, point: dict | None = None) -> dict:
     return {"Delta0": delta0 if delta0 > 0 else None, "T_qp": t_qp, "tau_in": tau_in, "t_c": t_c}
 
 
-def _table(spec: TabulatedSpec, base_dir: str, name: str):
-    if (spec.file is None) == (spec.omega is None or spec.j is None):
-        raise ConfigError(f"{name}: give either 'file' or both 'omega' and 'j'.")
+def _tables(spec, cls: type, base_dir: str, name: str, t_c, refs) -> dict:
+    """The table parameters of a bath (inline lists, or the columns of ``file`` in
+    declaration order); the first, the abscissa Omega, converted by ``<first>_unit``."""
+    names = table_parameters(cls)
+    inline = [getattr(spec, n) for n in names]
+    if (spec.file is None) == any(v is None for v in inline):
+        both = " and ".join(repr(n) for n in names)
+        raise ConfigError(f"{name}: give either 'file' or {'all of' if len(names) > 2 else 'both'} "
+                          f"{both}.")
     if spec.file is not None:
         path = spec.file if os.path.isabs(spec.file) else os.path.join(base_dir, spec.file)
+        what = f"{len(names)} columns ({', '.join(names)})"
         try:
             table = np.loadtxt(path, ndmin=2, comments="#", delimiter=None)
         except (OSError, ValueError) as err:
+            raise ConfigError(f"{name}.file: cannot read {path!r} as {what}: {err}") from None
+        if table.shape[1] != len(names):
             raise ConfigError(
-                f"{name}.file: cannot read {path!r} as two columns (omega, J): {err}"
-            ) from None
-        if table.shape[1] != 2:
-            raise ConfigError(
-                f"{name}.file: {path!r} must have two columns (omega, J); it has {table.shape[1]}."
+                f"{name}.file: {path!r} must have {what}; it has {table.shape[1]}."
             )
-        return table[:, 0], table[:, 1]
-    return np.asarray(spec.omega, float), np.asarray(spec.j, float)
+        columns = [table[:, k] for k in range(len(names))]
+    else:
+        columns = [np.asarray(v, float) for v in inline]
+    unit_key = _table_unit_key(cls)
+    unit = getattr(spec, unit_key)
+    if unit:
+        columns[0] = columns[0] * _convert(
+            f"1 {unit}", name=f"{name}.{unit_key}", dimension="energy", t_c=t_c, refs=refs
+        )
+    return dict(zip(names, columns, strict=True))
 
 
 def _dynamic(spec: DynamicSpec, name: str, t_c, refs) -> kinetics.DynamicBosons:
@@ -841,41 +963,34 @@ def build_model(
     t_c = refs["t_c"]
     base_dir = (raw or {}).get("_base_dir", os.getcwd())
     baths = []
-    for k, (spec, name) in enumerate(zip(cfg.baths, bath_names(cfg))):
+    for spec, name in zip(cfg.baths, bath_names(cfg), strict=True):
+        cls = bath_class(spec.type)
+        where = f"baths.{name}"
         kwargs = {}
         local = dict(refs)
         # plain-number fields first, so that siblings can serve as units ("0.1 omega0")
-        fields = [f for f in type(spec).model_fields if _DIMENSIONS.get(f)]
-        fields.sort(key=lambda f: _unit_of(getattr(spec, f)) in fields)
+        numbers = number_parameters(cls)
+        fields = sorted(numbers, key=lambda f: _unit_of(getattr(spec, f)) in numbers)
         for f in fields:
             v = getattr(spec, f)
             if v is None:
                 continue
             kwargs[f] = _resolve_param(
-                v, name=f"baths.{name}.{f}", dimension=_DIMENSIONS[f], t_c=t_c, refs=local
+                v, name=f"{where}.{f}", dimension=numbers[f], t_c=t_c, refs=local
             )
             if not isinstance(kwargs[f], kinetics.AbstractProfile):
                 local[f] = kwargs[f]
+        for f, p in cls.parameter_specs().items():
+            if p.dimension == "choice":
+                kwargs[f] = getattr(spec, f)
+        if table_parameters(cls):
+            kwargs.update(_tables(spec, cls, base_dir, where, t_c, refs))
         if getattr(spec, "dynamic", None) is not None:
-            kwargs["dynamic"] = _dynamic(spec.dynamic, f"baths.{name}.dynamic", t_c, local)
-        if isinstance(spec, DriveSpec):
-            kwargs["line"] = spec.line
-        if isinstance(spec, TabulatedSpec):
-            omega, j = _table(spec, base_dir, f"baths.{name}")
-            scale = 1.0
-            if spec.omega_unit:
-                scale = _convert(
-                    f"1 {spec.omega_unit}",
-                    name=f"baths.{name}.omega_unit",
-                    dimension="energy",
-                    t_c=t_c,
-                    refs=refs,
-                )
-            kwargs.update(omega=omega * scale, j=j, coupling=spec.coupling)
+            kwargs["dynamic"] = _dynamic(spec.dynamic, f"{where}.dynamic", t_c, local)
         try:
-            baths.append(_BATH_CLASSES[spec.type](**kwargs))
+            baths.append(cls(**kwargs))
         except ParameterError as err:
-            raise ConfigError(f"baths.{name}: {err}") from None
+            raise ConfigError(f"{where}: {err}") from None
     try:
         return kinetics.Model(
             t_qp=refs["T_qp"], tau_in=refs["tau_in"], baths=baths, grid=build_grid(cfg)
