@@ -5,11 +5,14 @@ import jax as _jax
 _jax.config.update("jax_enable_x64", True)
 
 from ._baths import AbstractBath as AbstractBath  # noqa: E402
+from ._baths import AbstractBosonBath as AbstractBosonBath  # noqa: E402
+from ._baths import AbstractDynamicBath as AbstractDynamicBath  # noqa: E402
 from ._baths import ClassicalDrive as ClassicalDrive  # noqa: E402
 from ._baths import MultimodeCavity as MultimodeCavity  # noqa: E402
 from ._baths import Phonons as Phonons  # noqa: E402
 from ._baths import SingleModeCavity as SingleModeCavity  # noqa: E402
 from ._baths import TabulatedBath as TabulatedBath  # noqa: E402
+from ._baths import bath_types as bath_types  # noqa: E402
 from ._bosons import DELTA_ZERO as DELTA_ZERO  # noqa: E402
 from ._bosons import BosonGrid as BosonGrid  # noqa: E402
 from ._bosons import DynamicBosons as DynamicBosons  # noqa: E402
@@ -35,6 +38,9 @@ from ._materials import phonons_of as phonons_of  # noqa: E402
 from ._materials import planar_cavity_r as planar_cavity_r  # noqa: E402
 from ._model import PROCESSES as PROCESSES  # noqa: E402
 from ._model import Model as Model  # noqa: E402
+from ._parameters import REQUIRED as REQUIRED  # noqa: E402
+from ._parameters import ParameterSpec as ParameterSpec  # noqa: E402
+from ._parameters import bath_parameter as bath_parameter  # noqa: E402
 from ._perturbative import gap_change_gl as gap_change_gl  # noqa: E402
 from ._perturbative import gap_change_linear_response as gap_change_linear_response  # noqa: E402
 from ._perturbative import gap_relaxation_time as gap_relaxation_time  # noqa: E402
@@ -44,6 +50,7 @@ from ._profiles import AbstractProfile as AbstractProfile  # noqa: E402
 from ._profiles import GaussianPulse as GaussianPulse  # noqa: E402
 from ._profiles import Ramp as Ramp  # noqa: E402
 from ._profiles import Step as Step  # noqa: E402
+from ._profiles import scale_parameter as scale_parameter  # noqa: E402
 from ._profiles import value_at as value_at  # noqa: E402
 from ._units import allowed_units as allowed_units  # noqa: E402
 from ._units import parse_quantity as parse_quantity  # noqa: E402

@@ -1,24 +1,38 @@
 """Baths: what the quasiparticles exchange energy with (docs/physics.md section 3).
 
-A bath is an immutable object that tells the collision operator
+A bath is one immutable class; everything the rest of the code asks of it is a
+method or a declared field of that class. The family:
 
-- its spectral coupling J(Omega) >= 0 (``spectral_density``) on its support
-  [omega_lo, omega_hi] (``support``; J = 0 outside). Steps of J at the ends of the
-  support are integrated exactly by the operator, so J itself must be smooth
-  inside;
-- its occupation N(Omega) (``occupation``) and temperature (``temperature``);
-- its coherence type (``coupling``): "current" (photons: scattering factor c+,
-  pair factor c-) or "density" (phonons: scattering c-, pair c+),
-  c+-(E, E') = (1/2)(1 +- Delta^2 / (E E')).
+- ``AbstractBath``: what every bath has. Its parameters, declared once per field
+  with ``bath_parameter`` (dimension, bounds, whether a profile of time is allowed,
+  a one-line doc with units) and read back by ``parameter_specs()``; its coherence
+  type ``coupling``: "current" (photons: scattering factor c+, pair factor c-) or
+  "density" (phonons: scattering c-, pair c+), c+-(E, E') = (1/2)(1 +- Delta^2 /
+  (E E')); its collision operator (``bilinear``) and its grid checks. Concrete
+  classes set ``type_name`` and are then found by ``kinetics.bath_types()``.
+- ``AbstractBosonBath``: a thermal boson bath, with a spectral coupling J(Omega) >= 0
+  (``spectral_density``) on its support [omega_lo, omega_hi] (``support``; J = 0
+  outside), an occupation N(Omega) (``occupation``: Bose at ``temperature``). Steps
+  of J at the ends of the support are integrated exactly by the operator, so J
+  itself must be smooth inside.
+- ``AbstractDynamicBath``: a boson bath whose occupation may become part of the
+  state (``dynamic=DynamicBosons(...)``, docs/physics.md section 9): it adds the mode
+  density rho_b(Omega) and the layout of its Omega grid.
+- ``ClassicalDrive`` is an ``AbstractBath`` but not a boson bath: it has a line, not
+  J(Omega) and N(Omega).
 
 Units: energies and temperatures in T_c, times in hbar/(k_B T_c), J and eta
-dimensionless, 1/tau0 and the drive power P in T_c (rates). Every parameter
-marked "(t)" may be a number or a profile of time (``kinetics.Step`` ...).
+dimensionless, 1/tau0 and the drive power P in k_B T_c / hbar (rates). A parameter
+declared ``time_dependent`` may be a number or a profile of time (``kinetics.Step`` ...).
+
+The module holds the whole family (the abstract classes and the five built-in baths,
+~680 lines) so that each bath is read in one place; parameter declarations and their
+checks are in ``_parameters``. No ``from __future__ import annotations`` here:
+equinox needs ``AbstractVar`` annotations evaluated.
 """
 
-from __future__ import annotations
-
 import abc
+import dataclasses
 import warnings
 from typing import ClassVar
 
@@ -26,71 +40,169 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from equinox import AbstractVar
 
-from ._bosons import DynamicBosons
+from ._bosons import DEFAULT_OMEGA_CORE, MODE_DENSITY_PARAMETERS, BosonGrid, DynamicBosons
 from ._distributions import thermal_occupation
-from ._errors import ParameterError, PhysicsWarning, check_finite
+from ._errors import GridError, ParameterError, PhysicsWarning, check_finite
+from ._gap import gap_guess
+from ._parameters import MAX_TEMPERATURE, ParameterSpec, _concrete, bath_parameter
 from ._profiles import AbstractProfile, bounds_of, jumps_of, scale_parameter, value_at
 
-
-def _param(x):
-    """Store numbers as float64 arrays (so that changing them never recompiles)."""
-    if isinstance(x, AbstractProfile) or isinstance(x, jax.Array):
-        return x
-    if isinstance(x, (bool, np.bool_)):
-        raise ParameterError(f"expected a number or a profile; got {x!r}.")
-    if isinstance(x, (int, float, np.integer, np.floating)) or (
-        isinstance(x, np.ndarray) and x.ndim == 0
-    ):
-        return jnp.asarray(float(x), dtype=jnp.float64)
-    return x
+# the largest gap any n in [0, 1] has is Delta(T = 0) = 1.7639: events of the xi grid
+# have energies below 2 sqrt(xi_max^2 + 1.8^2)
+_DELTA_BOUND = 1.8
 
 
-def _concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
+_REGISTRY: dict[str, type] = {}
+_SPECS: dict[type, dict[str, ParameterSpec]] = {}
 
 
-# bath temperatures beyond this are outside the model (energies of order k_B T_c; the
-# grid would need xi_max >= 20 T) and overflow the Bose factors' dynamic range
-MAX_TEMPERATURE = 1.0e3
+def bath_types() -> dict[str, type]:
+    """Every concrete bath class by its ``type_name`` (a class registers itself on
+    definition, wherever it is defined)."""
+    return dict(_REGISTRY)
 
 
-def _check_param(
-    owner: str, name: str, x, *, minimum: float, strict: bool, unit: str, maximum: float = np.inf
-):
-    """Validate a number or a profile against its bounds, before any work."""
-    full = f"{owner}.{name}"
-    if isinstance(x, AbstractProfile):
-        lo, hi = x.bounds()
-        check_finite(full + " (profile bound)", lo)
-        check_finite(full + " (profile bound)", hi)
-        bad = lo <= minimum if strict else lo < minimum
-        if bad:
-            raise ParameterError(
-                f"{full} must stay {'>' if strict else '>='} {minimum:g} {unit} at all times; "
-                f"its profile {type(x).__name__} reaches {lo:g}."
+def is_dynamic(bath) -> bool:
+    """Whether the bath's boson occupation is part of the model's state."""
+    return bath.dynamic_capable and bath.dynamic is not None
+
+
+# --------------------------------------------------------------------------- the family
+
+
+class AbstractBath(eqx.Module):
+    """What every bath provides (see the module docstring).
+
+    Class attributes: ``type_name`` (the name in configs and ``bath_types()``; set
+    on concrete classes only), ``dynamic_capable`` and ``mode_density_parameter``
+    (the ``DynamicBosons`` field the mode density needs, for dynamic-capable baths).
+    """
+
+    type_name: ClassVar[str]
+    coupling: AbstractVar[str]
+    dynamic_capable: ClassVar[bool] = False
+    mode_density_parameter: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("type_name")
+        if name is None:  # abstract, or a variant of a registered class
+            return
+        old = _REGISTRY.get(name)
+        if old is not None and (old.__module__, old.__qualname__) != (
+            cls.__module__,
+            cls.__qualname__,
+        ):
+            raise TypeError(
+                f"bath type_name {name!r} of {cls.__qualname__} is taken by "
+                f"{old.__module__}.{old.__qualname__}."
             )
-        if hi > maximum:
-            raise ParameterError(f"{full} must stay <= {maximum:g} {unit}; its profile reaches {hi:g}.")
-        return
-    if not _concrete(x):
-        return
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise ParameterError(
-            f"{full} must be a number or a profile (kinetics.Step, Ramp, GaussianPulse); "
-            f"got {x!r}."
-        ) from None
-    check_finite(full, v)
-    if (v <= minimum) if strict else (v < minimum):
-        raise ParameterError(f"{full} must be {'>' if strict else '>='} {minimum:g} {unit}; got {v:g}.")
-    if v > maximum:
-        raise ParameterError(
-            f"{full} must be <= {maximum:g} {unit} (beyond that the model, built for energies "
-            f"of order k_B T_c, does not apply); got {v:g}."
-        )
+        _REGISTRY[name] = cls
 
+    @classmethod
+    def parameter_specs(cls) -> dict[str, ParameterSpec]:
+        """Constructor parameter -> ``ParameterSpec``, in declaration order (every
+        field but ``dynamic``)."""
+        specs = _SPECS.get(cls)
+        if specs is None:
+            specs = {}
+            for f in dataclasses.fields(cls):
+                if f.name == "dynamic":
+                    continue
+                spec = f.metadata.get("parameter")
+                if spec is None:
+                    raise TypeError(
+                        f"{cls.__name__}.{f.name} is not declared with kinetics.bath_parameter."
+                    )
+                specs[f.name] = dataclasses.replace(spec, name=f.name)
+            _SPECS[cls] = specs
+        return dict(specs)
+
+    def __check_init__(self):
+        owner = type(self).__name__
+        for name, spec in self.parameter_specs().items():
+            spec.check(owner, getattr(self, name))
+
+    def parameters(self) -> dict:
+        """Parameter name -> number or profile, for datasets and summaries.
+
+        The settings of a dynamic bath appear as ``dynamic.<name>`` (a static bath
+        has no such entries)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, DynamicBosons):
+                out.update({f"dynamic.{k}": x for k, x in v.parameters().items()})
+            elif not (f.name == "dynamic" and v is None):
+                out[f.name] = v
+        return out
+
+    def jump_times(self) -> tuple[float, ...]:
+        """Times [hbar/(k_B T_c)] at which a parameter profile jumps."""
+        out: tuple[float, ...] = ()
+        for v in self.parameters().values():
+            out += jumps_of(v)
+        return out
+
+    @abc.abstractmethod
+    def support(self, t):
+        """(omega_lo, omega_hi) [T_c]: the energies the bath exchanges; omega_hi may be inf."""
+
+    @abc.abstractmethod
+    def max_temperature(self) -> float:
+        """Largest temperature [T_c] of the bath's bosons at any time (the grid must
+        reach 20 times it)."""
+
+    @abc.abstractmethod
+    def scaled(self, factor):
+        """The same bath with its coupling multiplied by `factor` (rates -> factor x rates)."""
+
+    @abc.abstractmethod
+    def bilinear(self, grid, delta, t=0.0, channels=("scattering", "pair")):
+        """The discretized collision operator at gap `delta` [T_c] and time `t`
+        [hbar/(k_B T_c)], as a ``kinetics._collision.Bilinear``; `channels` from
+        ("scattering", "pair")."""
+
+    @abc.abstractmethod
+    def check_grid(self, grid, t_qp: float, index: int) -> None:
+        """Warn (PhysicsWarning) or raise GridError when `grid` cannot resolve this
+        bath's features; `index` is the bath's place in ``Model.baths`` (for the
+        message). Called by ``Model`` on construction."""
+
+
+class AbstractBosonBath(AbstractBath):
+    """A boson bath: spectral coupling J(Omega), occupation N(Omega), temperature."""
+
+    @abc.abstractmethod
+    def spectral_density(self, omega, t):
+        """Smooth J(Omega) [dimensionless] inside the support, at time t."""
+
+    @abc.abstractmethod
+    def temperature(self, t):
+        """Bath temperature [T_c] at time t (0 is the vacuum)."""
+
+    @abc.abstractmethod
+    def temperature_parameter(self):
+        """The stored temperature (number or profile)."""
+
+    @abc.abstractmethod
+    def quadrature_breakpoints(self, t) -> np.ndarray:
+        """Omega values [T_c] where J is narrow or not smooth inside the support, shape
+        (m,) (possibly empty): an aid for the literal eq. (14) quadrature only."""
+
+    def occupation(self, omega, t):
+        """Occupation N(Omega) of the bath modes (Bose at the bath temperature)."""
+        return thermal_occupation(omega, self.temperature(t))
+
+    def max_temperature(self) -> float:
+        return bounds_of(self.temperature_parameter())[1]
+
+    def bilinear(self, grid, delta, t=0.0, channels=("scattering", "pair")):
+        from ._collision import _ThermalBilinear
+
+        return _ThermalBilinear(self, grid, delta, t, channels)
 
 
 def _check_dynamic(owner: str, d, needs: str):
@@ -102,74 +214,95 @@ def _check_dynamic(owner: str, d, needs: str):
             f"{owner}.dynamic must be None (static bath) or a kinetics.DynamicBosons; "
             f"got {type(d).__name__}."
         )
-    other = "tau0_ph" if needs == "r_cav" else "r_cav"
     if getattr(d, needs) is None:
         raise ParameterError(
-            f"{owner}.dynamic needs {needs} (the mode density: "
-            + ("r_cav, dimensionless, see kinetics.planar_cavity_r" if needs == "r_cav"
-               else "tau0_ph, Kaplan's phonon pair-breaking time [hbar/(k_B T_c)]")
-            + f"); got {needs}=None."
+            f"{owner}.dynamic needs {needs} (the mode density: {MODE_DENSITY_PARAMETERS[needs]}"
+            f"); got {needs}=None."
         )
-    if getattr(d, other) is not None:
-        raise ParameterError(f"{owner}.dynamic: {other} does not apply to this bath; give {needs} only.")
+    for other in MODE_DENSITY_PARAMETERS:
+        if other != needs and getattr(d, other) is not None:
+            raise ParameterError(
+                f"{owner}.dynamic: {other} does not apply to this bath; give {needs} only."
+            )
 
 
-class AbstractBath(eqx.Module):
-    """What every bath provides to the collision operator (see the module docstring)."""
+class AbstractDynamicBath(AbstractBosonBath):
+    """A boson bath whose occupation may be a state variable (docs/physics.md section 9).
 
-    # Each concrete bath sets the class attribute ``coupling`` ("current" or
-    # "density"); TabulatedBath stores it as a field.
-    stimulated_only: ClassVar[bool] = False
+    ``dynamic``: None (the bosons stay thermal) or a ``DynamicBosons`` with the mode
+    density parameter named by the class attribute ``mode_density_parameter``.
+    """
 
-    @abc.abstractmethod
-    def spectral_density(self, omega, t):
-        """Smooth J(Omega) [dimensionless] inside the support, at time t."""
+    dynamic: AbstractVar[DynamicBosons | None]
+    dynamic_capable: ClassVar[bool] = True
 
-    @abc.abstractmethod
-    def support(self, t):
-        """(omega_lo, omega_hi) [T_c]: J = 0 outside; omega_hi may be inf."""
-
-    @abc.abstractmethod
-    def temperature(self, t):
-        """Bath temperature [T_c] (0 is the vacuum)."""
-
-    def occupation(self, omega, t):
-        """Occupation N(Omega) of the bath modes (Bose at the bath temperature)."""
-        return thermal_occupation(omega, self.temperature(t))
-
-    def parameters(self) -> dict:
-        """Parameter name -> number or profile, for datasets and summaries.
-
-        The settings of a dynamic bath appear as ``dynamic.<name>`` (a static bath
-        has no such entries)."""
-        out = {}
-        for f in self.__dataclass_fields__.values():
-            v = getattr(self, f.name)
-            if isinstance(v, DynamicBosons):
-                out.update({f"dynamic.{k}": x for k, x in v.parameters().items()})
-            elif not (f.name == "dynamic" and v is None):
-                out[f.name] = v
-        return out
-
-    def jump_times(self) -> tuple[float, ...]:
-        out: tuple[float, ...] = ()
-        for v in self.parameters().values():
-            out += jumps_of(v)
-        return out
-
-    def max_temperature(self) -> float:
-        return bounds_of(self.temperature_parameter())[1]
+    def __check_init__(self):
+        _check_dynamic(type(self).__name__, self.dynamic, type(self).mode_density_parameter)
 
     @abc.abstractmethod
-    def temperature_parameter(self):
-        """The stored temperature (number or profile)."""
+    def mode_density(self, omega, t=0.0):
+        """rho_b(Omega): boson modes per unit energy [per 4 nu_F] at time t (uses the
+        ``dynamic`` settings)."""
 
     @abc.abstractmethod
-    def scaled(self, factor):
-        """The same bath with its coupling multiplied by `factor` (J -> factor J)."""
+    def omega_grid_layout(self, omega_max: float, t_qp: float) -> tuple[float, float, float, float]:
+        """The bath's default Omega grid: (lo, hi, focus, core) [T_c], with hi <= `omega_max`
+        (the requested top node) and the nodes Omega = focus + core sinh(s), s uniform
+        (``BosonGrid.build``). ``DynamicBosons`` may override focus and core."""
+
+    def boson_grid(self, grid, t_qp: float) -> BosonGrid:
+        """The Omega grid of this dynamic bath (``DynamicBosons`` documents the defaults)."""
+        d = self.dynamic
+        every_event = 2.0 * float(np.sqrt(grid.xi_max**2 + _DELTA_BOUND**2))
+        top = every_event if d.omega_max is None else float(d.omega_max)
+        lo, hi, focus, core = self.omega_grid_layout(top, t_qp)
+        if d.omega_core is not None:
+            core = float(d.omega_core)
+        if d.omega_focus is not None:
+            focus = float(d.omega_focus)
+        if not hi > lo:
+            raise ParameterError(
+                f"DynamicBosons.omega_max = {hi:g} must exceed the bath's lowest energy {lo:g} "
+                "[T_c]."
+            )
+        return BosonGrid.build(lo, hi, int(d.n_omega), focus, core)
 
 
-class MultimodeCavity(AbstractBath):
+# --------------------------------------------------------------------------- cavities
+
+
+def _check_cavity_threshold(bath, grid, index: int) -> None:
+    """The cavity frequency omega0 must span grid cells (GridError below one)."""
+    largest_step = float(np.max(grid.spacing))
+    w0 = bounds_of(bath.omega0)[0]
+    if w0 <= largest_step:
+        raise GridError(
+            f"baths[{index}].omega0 = {w0:g} is not larger than the largest grid spacing "
+            f"{largest_step:g}: the cavity threshold cannot be resolved. Increase "
+            f"Grid.n or lower Grid.xi_max."
+        )
+    if w0 < 2 * largest_step:
+        warnings.warn(
+            f"baths[{index}].omega0 = {w0:g} spans fewer than 2 grid cells at high "
+            f"energy (spacing up to {largest_step:g}): kinks at omega0 +- Delta are "
+            f"poorly resolved. Increase Grid.n.",
+            PhysicsWarning,
+            stacklevel=8,
+        )
+
+
+def _constant_omega0(bath) -> None:
+    if bath.dynamic is not None and isinstance(bath.omega0, AbstractProfile):
+        raise ParameterError(
+            f"{type(bath).__name__}.omega0 must be a constant for a dynamic cavity (it fixes "
+            "the photon Omega grid); got a profile."
+        )
+
+
+_T_CAV_DOC = "photon temperature [T_c]; 0 is the vacuum"
+
+
+class MultimodeCavity(AbstractDynamicBath):
     """Planar multimode cavity, paper eq. (16):
 
         J(Omega) = eta * omega0 * (1 + omega0^2 / Omega^2) * theta(Omega - omega0),
@@ -182,29 +315,27 @@ class MultimodeCavity(AbstractBath):
       corresponds to eta * tau_in = 0.0155.
     - `dynamic`: None (photons stay at t_cav), or ``DynamicBosons(tau_b=tau_cav,
       r_cav=...)``: the photon occupation becomes a state variable relaxing to
-      t_cav at the rate 1/tau_cav (docs/physics.md section 9); omega0 must then be a
-      constant.
+      t_cav at the rate 1/tau_cav (docs/physics.md section 9), with the mode density
+      rho = r_cav Omega; omega0 must then be a constant (the first Omega node).
     """
 
-    omega0: float | AbstractProfile = eqx.field(converter=_param)
-    t_cav: float | AbstractProfile = eqx.field(converter=_param)
-    eta: float | AbstractProfile = eqx.field(converter=_param)
+    omega0: float | AbstractProfile = bath_parameter(
+        "energy", "cavity cut-off frequency [T_c]", minimum=0.0, strict=True, time_dependent=True
+    )
+    t_cav: float | AbstractProfile = bath_parameter(
+        "temperature", _T_CAV_DOC, minimum=0.0, maximum=MAX_TEMPERATURE, time_dependent=True
+    )
+    eta: float | AbstractProfile = bath_parameter(
+        "coupling", "coupling 4 alpha X D T_c / c^2 [dimensionless]", minimum=0.0,
+        time_dependent=True,
+    )
     dynamic: DynamicBosons | None = None
-    coupling = "current"
+    type_name: ClassVar[str] = "multimode_cavity"
+    coupling: ClassVar[str] = "current"
+    mode_density_parameter: ClassVar[str] = "r_cav"
 
     def __check_init__(self):
-        _check_param("MultimodeCavity", "omega0", self.omega0, minimum=0.0, strict=True, unit="[T_c]")
-        _check_param(
-            "MultimodeCavity", "t_cav", self.t_cav, minimum=0.0, strict=False, unit="[T_c]",
-            maximum=MAX_TEMPERATURE,
-        )
-        _check_param("MultimodeCavity", "eta", self.eta, minimum=0.0, strict=False, unit="")
-        _check_dynamic("MultimodeCavity", self.dynamic, "r_cav")
-        if self.dynamic is not None and isinstance(self.omega0, AbstractProfile):
-            raise ParameterError(
-                "MultimodeCavity.omega0 must be a constant for a dynamic cavity (it is the "
-                "first node of the photon Omega grid); got a profile."
-            )
+        _constant_omega0(self)
 
     def spectral_density(self, omega, t):
         w0 = value_at(self.omega0, t)
@@ -222,8 +353,21 @@ class MultimodeCavity(AbstractBath):
     def scaled(self, factor):
         return eqx.tree_at(lambda b: b.eta, self, scale_parameter(self.eta, factor))
 
+    def quadrature_breakpoints(self, t):
+        return np.zeros(0)  # smooth above the step at omega0 (a support end)
 
-class SingleModeCavity(AbstractBath):
+    def check_grid(self, grid, t_qp, index):
+        _check_cavity_threshold(self, grid, index)
+
+    def mode_density(self, omega, t=0.0):
+        return self.dynamic.r_cav * omega
+
+    def omega_grid_layout(self, omega_max, t_qp):
+        lo = float(self.omega0)
+        return lo, omega_max, lo, DEFAULT_OMEGA_CORE
+
+
+class SingleModeCavity(AbstractDynamicBath):
     """Single-mode cavity with a Lorentzian line:
 
         J(Omega) = eta * omega0^2 * 2 kappa / ((Omega - omega0)^2 + kappa^2) * theta(Omega),
@@ -239,24 +383,26 @@ class SingleModeCavity(AbstractBath):
     The grid must resolve kappa near omega0 (a warning says so when it does not).
     """
 
-    omega0: float | AbstractProfile = eqx.field(converter=_param)
-    t_cav: float | AbstractProfile = eqx.field(converter=_param)
-    eta: float | AbstractProfile = eqx.field(converter=_param)
-    kappa: float | AbstractProfile = eqx.field(converter=_param)
+    omega0: float | AbstractProfile = bath_parameter(
+        "energy", "mode frequency [T_c]", minimum=0.0, strict=True, time_dependent=True
+    )
+    t_cav: float | AbstractProfile = bath_parameter(
+        "temperature", _T_CAV_DOC, minimum=0.0, maximum=MAX_TEMPERATURE, time_dependent=True
+    )
+    eta: float | AbstractProfile = bath_parameter(
+        "coupling", "coupling [dimensionless]", minimum=0.0, time_dependent=True
+    )
+    kappa: float | AbstractProfile = bath_parameter(
+        "energy", "half width of the line, 1/(2 tau_cav) [T_c]", minimum=0.0, strict=True,
+        time_dependent=True,
+    )
     dynamic: DynamicBosons | None = None
-    coupling = "current"
+    type_name: ClassVar[str] = "single_mode_cavity"
+    coupling: ClassVar[str] = "current"
+    mode_density_parameter: ClassVar[str] = "r_cav"
 
     def __check_init__(self):
-        _check_param("SingleModeCavity", "omega0", self.omega0, minimum=0.0, strict=True, unit="[T_c]")
-        _check_param(
-            "SingleModeCavity", "t_cav", self.t_cav, minimum=0.0, strict=False, unit="[T_c]",
-            maximum=MAX_TEMPERATURE,
-        )
-        _check_param("SingleModeCavity", "eta", self.eta, minimum=0.0, strict=False, unit="")
-        _check_param("SingleModeCavity", "kappa", self.kappa, minimum=0.0, strict=True, unit="[T_c]")
-        _check_dynamic("SingleModeCavity", self.dynamic, "r_cav")
-        if self.dynamic is not None and isinstance(self.omega0, AbstractProfile):
-            raise ParameterError("SingleModeCavity.omega0 must be a constant for a dynamic cavity.")
+        _constant_omega0(self)
 
     def spectral_density(self, omega, t):
         w0 = value_at(self.omega0, t)
@@ -275,8 +421,38 @@ class SingleModeCavity(AbstractBath):
     def scaled(self, factor):
         return eqx.tree_at(lambda b: b.eta, self, scale_parameter(self.eta, factor))
 
+    def quadrature_breakpoints(self, t):
+        w0 = float(value_at(self.omega0, t))
+        kap = float(value_at(self.kappa, t))
+        return np.array([w0 - kap, w0, w0 + kap])
 
-class TabulatedBath(AbstractBath):
+    def check_grid(self, grid, t_qp, index):
+        _check_cavity_threshold(self, grid, index)
+        largest_step = float(np.max(grid.spacing))
+        kap = bounds_of(self.kappa)[0]
+        if kap < 2 * largest_step:
+            warnings.warn(
+                f"baths[{index}].kappa = {kap:g} is narrower than two grid cells "
+                f"({2 * largest_step:g}): the Lorentzian line is under-resolved. "
+                f"Increase Grid.n or lower Grid.xi_max.",
+                PhysicsWarning,
+                stacklevel=7,
+            )
+
+    def mode_density(self, omega, t=0.0):
+        w0, k = value_at(self.omega0, t), value_at(self.kappa, t)
+        return self.dynamic.r_cav * (k / np.pi) / ((omega - w0) ** 2 + k * k)
+
+    def omega_grid_layout(self, omega_max, t_qp):
+        # the line must be resolved: nodes ~ kappa / 2 apart at its centre
+        core = min(DEFAULT_OMEGA_CORE, 0.5 * float(np.min(np.asarray(self.kappa))))
+        return 0.0, omega_max, float(self.omega0), core
+
+
+# --------------------------------------------------------------------------- other baths
+
+
+class TabulatedBath(AbstractBosonBath):
     """Any bath given by a table of J(Omega) (linear interpolation, J = 0 outside).
 
     - `omega`: strictly increasing energies [T_c], omega[0] >= 0, shape (m,), m >= 2.
@@ -286,17 +462,25 @@ class TabulatedBath(AbstractBath):
     - `scale`: dimensionless factor multiplying J (t), e.g. to switch it on.
     """
 
-    omega: jax.Array = eqx.field(converter=lambda x: jnp.asarray(x, dtype=jnp.float64))
-    j: jax.Array = eqx.field(converter=lambda x: jnp.asarray(x, dtype=jnp.float64))
-    t_bath: float | AbstractProfile = eqx.field(converter=_param)
-    coupling: str = eqx.field(static=True, default="current")
-    scale: float | AbstractProfile = eqx.field(converter=_param, default=1.0)
+    omega: jax.Array = bath_parameter(
+        "table", "strictly increasing energies of the table, omega[0] >= 0 [T_c]"
+    )
+    j: jax.Array = bath_parameter("table", "J at those energies, >= 0 [dimensionless]")
+    t_bath: float | AbstractProfile = bath_parameter(
+        "temperature", "bath temperature [T_c]", minimum=0.0, maximum=MAX_TEMPERATURE,
+        time_dependent=True,
+    )
+    coupling: str = bath_parameter(
+        "choice", "coherence type: current (photons) or density (phonons)",
+        choices=("current", "density"), default="current",
+    )
+    scale: float | AbstractProfile = bath_parameter(
+        "coupling", "factor multiplying J [dimensionless]", minimum=0.0, time_dependent=True,
+        default=1.0,
+    )
+    type_name: ClassVar[str] = "tabulated"
 
     def __check_init__(self):
-        if self.coupling not in ("current", "density"):
-            raise ParameterError(
-                f"TabulatedBath.coupling must be 'current' or 'density'; got {self.coupling!r}."
-            )
         if _concrete(self.omega) and _concrete(self.j):
             om, jj = np.asarray(self.omega), np.asarray(self.j)
             if om.ndim != 1 or om.shape != jj.shape or om.size < 2:
@@ -312,11 +496,6 @@ class TabulatedBath(AbstractBath):
                 )
             if np.any(jj < 0):
                 raise ParameterError("TabulatedBath.j must be >= 0 everywhere.")
-        _check_param(
-            "TabulatedBath", "t_bath", self.t_bath, minimum=0.0, strict=False, unit="[T_c]",
-            maximum=MAX_TEMPERATURE,
-        )
-        _check_param("TabulatedBath", "scale", self.scale, minimum=0.0, strict=False, unit="")
 
     def spectral_density(self, omega, t):
         return value_at(self.scale, t) * jnp.interp(omega, self.omega, self.j)
@@ -333,8 +512,14 @@ class TabulatedBath(AbstractBath):
     def scaled(self, factor):
         return eqx.tree_at(lambda b: b.scale, self, scale_parameter(self.scale, factor))
 
+    def quadrature_breakpoints(self, t):
+        return np.asarray(self.omega, dtype=np.float64)  # J has kinks at the nodes
 
-class Phonons(AbstractBath):
+    def check_grid(self, grid, t_qp, index):
+        pass  # a table's features are the user's to resolve
+
+
+class Phonons(AbstractDynamicBath):
     """Phonons of the film (Kaplan et al. 1976; Chang & Scalapino 1978):
 
         J(Omega) = Omega^2 / tau0 * theta(Omega) * theta(omega_debye - Omega),
@@ -342,31 +527,33 @@ class Phonons(AbstractBath):
     density coupling, phonons at t_ph. With it the relaxation-time term is not needed.
 
     - `tau0`: characteristic electron-phonon time [hbar/(k_B T_c)] (aluminium:
-      438 ns = 6.8e4 hbar/(k_B T_c) at T_c = 1.19 K).
+      438 ns = 6.8e4 hbar/(k_B T_c) at T_c = 1.19 K) (t).
     - `t_ph`: phonon temperature [T_c] (t).
     - `omega_debye`: optional upper cut-off [T_c] (None: no cut-off).
     - `dynamic`: None (phonons stay at t_ph), or ``DynamicBosons(tau_b=tau_esc,
       tau0_ph=...)``: the phonon occupation becomes a state variable that escapes
       to the substrate at t_ph at the rate 1/tau_esc (the phonon bottleneck,
-      docs/physics.md section 9). ``kinetics.aluminium_phonons`` builds one from
-      material constants.
+      docs/physics.md section 9), with the Debye mode density
+      rho_ph = (pi/2) (tau0_ph / tau0) Delta(0) Omega^2. ``kinetics.phonons_of``
+      builds one from material constants.
     """
 
-    tau0: float | AbstractProfile = eqx.field(converter=_param)
-    t_ph: float | AbstractProfile = eqx.field(converter=_param)
-    omega_debye: float | None = eqx.field(static=True, default=None)
+    tau0: float | AbstractProfile = bath_parameter(
+        "time", "characteristic electron-phonon time [hbar/(k_B T_c)]", minimum=0.0,
+        strict=True, time_dependent=True,
+    )
+    t_ph: float | AbstractProfile = bath_parameter(
+        "temperature", "phonon temperature [T_c]", minimum=0.0, maximum=MAX_TEMPERATURE,
+        time_dependent=True,
+    )
+    omega_debye: float | None = bath_parameter(
+        "energy", "upper cut-off of J [T_c]; None: no cut-off", minimum=0.0, strict=True,
+        default=None, static=True,
+    )
     dynamic: DynamicBosons | None = None
-    coupling = "density"
-
-    def __check_init__(self):
-        _check_param("Phonons", "tau0", self.tau0, minimum=0.0, strict=True, unit="[hbar/(k_B T_c)]")
-        _check_param(
-            "Phonons", "t_ph", self.t_ph, minimum=0.0, strict=False, unit="[T_c]",
-            maximum=MAX_TEMPERATURE,
-        )
-        if self.omega_debye is not None:
-            _check_param("Phonons", "omega_debye", self.omega_debye, minimum=0.0, strict=True, unit="[T_c]")
-        _check_dynamic("Phonons", self.dynamic, "tau0_ph")
+    type_name: ClassVar[str] = "phonons"
+    coupling: ClassVar[str] = "density"
+    mode_density_parameter: ClassVar[str] = "tau0_ph"
 
     def spectral_density(self, omega, t):
         return omega**2 / value_at(self.tau0, t)
@@ -384,16 +571,33 @@ class Phonons(AbstractBath):
     def scaled(self, factor):
         return eqx.tree_at(lambda b: b.tau0, self, scale_parameter(self.tau0, 1.0 / factor))
 
+    def quadrature_breakpoints(self, t):
+        return np.zeros(0)  # smooth inside the support
+
+    def check_grid(self, grid, t_qp, index):
+        pass  # smooth from Omega = 0: nothing to resolve
+
+    def mode_density(self, omega, t=0.0):
+        from ._bosons import DELTA_ZERO
+
+        return 0.5 * np.pi * (self.dynamic.tau0_ph / value_at(self.tau0, t)) * DELTA_ZERO * omega**2
+
+    def omega_grid_layout(self, omega_max, t_qp):
+        # nodes dense at the pair threshold 2 Delta, whose smearing is O(h)
+        hi = omega_max if self.omega_debye is None else min(omega_max, float(self.omega_debye))
+        return 0.0, hi, 2.0 * float(gap_guess(float(t_qp))), DEFAULT_OMEGA_CORE
+
 
 class ClassicalDrive(AbstractBath):
     """A classical microwave field (the Eliashberg effect): stimulated processes only.
 
     In the collision integral J * N is replaced by P * L(Omega - omega_d), a line of
     unit area, and the spontaneous terms are dropped; current coupling. The
-    operator is then affine in n.
+    operator is then affine in n. Not a boson bath: it has no J(Omega), N(Omega)
+    or temperature of its own.
 
     - `omega_d`: drive frequency [T_c] (t).
-    - `power`: P [T_c] (t): the rate scale (J N integrated over the line).
+    - `power`: P [k_B T_c/hbar] (t): the rate scale (J N integrated over the line).
     - `width`: line width gamma [T_c] (standard deviation for "gaussian", half
       width for "lorentzian"); ignored for the default exact "delta" line.
     - `line`: "delta" (gamma -> 0, exact), "gaussian" or "lorentzian". A
@@ -401,22 +605,26 @@ class ClassicalDrive(AbstractBath):
       can dominate (a warning says so).
     """
 
-    omega_d: float | AbstractProfile = eqx.field(converter=_param)
-    power: float | AbstractProfile = eqx.field(converter=_param)
-    width: float = eqx.field(static=True, default=0.0)
-    line: str = eqx.field(static=True, default="delta")
-    coupling = "current"
-    stimulated_only: ClassVar[bool] = True
+    omega_d: float | AbstractProfile = bath_parameter(
+        "energy", "drive frequency [T_c]", minimum=0.0, strict=True, time_dependent=True
+    )
+    power: float | AbstractProfile = bath_parameter(
+        "rate", "drive power P, J N integrated over the line [k_B T_c/hbar]", minimum=0.0,
+        time_dependent=True,
+    )
+    width: float = bath_parameter(
+        "energy", "line width gamma (gaussian: standard deviation, lorentzian: half width) "
+        "[T_c]", minimum=0.0, default=0.0, static=True,
+    )
+    line: str = bath_parameter(
+        "choice", "line shape", choices=("delta", "gaussian", "lorentzian"), default="delta"
+    )
+    type_name: ClassVar[str] = "classical_drive"
+    coupling: ClassVar[str] = "current"
 
     def __check_init__(self):
-        _check_param("ClassicalDrive", "omega_d", self.omega_d, minimum=0.0, strict=True, unit="[T_c]")
-        _check_param("ClassicalDrive", "power", self.power, minimum=0.0, strict=False, unit="[T_c]")
-        if self.line not in ("delta", "gaussian", "lorentzian"):
-            raise ParameterError(
-                f"ClassicalDrive.line must be 'delta', 'gaussian' or 'lorentzian'; got {self.line!r}."
-            )
         w = check_finite("ClassicalDrive.width", self.width)
-        if self.line != "delta" and w <= 0:
+        if self.line in ("gaussian", "lorentzian") and w <= 0:
             raise ParameterError(
                 f"ClassicalDrive.width must be > 0 [T_c] for a {self.line} line; got {w:g}."
             )
@@ -430,20 +638,28 @@ class ClassicalDrive(AbstractBath):
                 stacklevel=3,
             )
 
-    def spectral_density(self, omega, t):  # the line shape times P (= "J N")
-        raise NotImplementedError("a classical drive is handled by its line (line_nodes)")
-
     def support(self, t):
         return value_at(self.omega_d, t), value_at(self.omega_d, t)
 
-    def temperature(self, t):
-        return jnp.asarray(0.0)
-
-    def temperature_parameter(self):
-        return 0.0
+    def max_temperature(self) -> float:
+        return 0.0  # no thermal bosons
 
     def scaled(self, factor):
         return eqx.tree_at(lambda b: b.power, self, scale_parameter(self.power, factor))
+
+    def bilinear(self, grid, delta, t=0.0, channels=("scattering", "pair")):
+        from ._collision import _drive_bilinear
+
+        return _drive_bilinear(self, grid, delta, t, channels)
+
+    def check_grid(self, grid, t_qp, index):
+        if self.line == "gaussian" and self.width > 0.1 * float(t_qp):
+            warnings.warn(
+                f"baths[{index}].width = {self.width:g} is not small against T_qp = "
+                f"{float(t_qp):g}: the line reaches processes a narrow drive would not.",
+                PhysicsWarning,
+                stacklevel=7,
+            )
 
     def line_nodes(self, t):
         """Quadrature of the line: (centres [T_c], weights summing to P), shape (m,).

@@ -24,6 +24,14 @@ from ._profiles import AbstractProfile
 
 DELTA_ZERO = math.pi * math.exp(-0.5772156649015329)  # Delta(T=0) / T_c = 1.763877
 
+# the DynamicBosons fields that give a bath's mode density, and what each means (a
+# dynamic-capable bath names the one it needs in ``mode_density_parameter``)
+MODE_DENSITY_PARAMETERS = {
+    "r_cav": "r_cav, dimensionless, see kinetics.planar_cavity_r",
+    "tau0_ph": "tau0_ph, Kaplan's phonon pair-breaking time [hbar/(k_B T_c)]",
+}
+DEFAULT_OMEGA_CORE = 0.1  # [T_c]: Omega node spacing at the focus, unless a bath needs finer
+
 
 def _stored(x):
     """Numbers as float64 arrays (changing them never recompiles); None and profiles as is."""

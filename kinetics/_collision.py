@@ -61,7 +61,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from ._baths import AbstractBath, ClassicalDrive
+from ._baths import AbstractBath, AbstractBosonBath, ClassicalDrive
 from ._gap import thermal_distribution
 from ._grid import Grid
 
@@ -172,8 +172,8 @@ class _ThermalBilinear(Bilinear):
     fractions, and the cut nodes (fixed-size gathers, 4 columns per support and
     row) add their exact fractions, computed by the same ``_fractions``: O(N) work
     that carries the steps' Delta dependence (floor is locally constant). The
-    straightforward form (``_apply_unblocked``, the matrices) is kept as the
-    reference that the tests compare against.
+    matrices (``ma .. md``, from ``_elements``: every fraction evaluated) are the
+    straightforward form; the tests compare the fast path against it.
 
     Transcendental functions per matrix element: one ``expm1`` (the scattering Bose
     factor 1 / expm1(|E - E'| / T), exact for small arguments and 0 on overflow);
@@ -212,7 +212,7 @@ class _ThermalBilinear(Bilinear):
                         jac=jnp.asarray(jac), trap=jnp.asarray(trap))
         t_b = bath.temperature(t)
         self.t_b = t_b
-        self.fast_occupation = type(bath).occupation is AbstractBath.occupation
+        self.fast_occupation = type(bath).occupation is AbstractBosonBath.occupation
         if self.fast_occupation:
             safe_t = jnp.where(t_b > 0, t_b, 1.0)
             self.inv_t = 1.0 / safe_t
@@ -409,13 +409,6 @@ class _ThermalBilinear(Bilinear):
         return jax.tree.map(lambda x: x.reshape((nb * b,) + x.shape[2:])[:nn], out)
 
     # ---- fused passes
-    def _row_blocks(self, fn, n):
-        """fn(rows (B, 1) dict, n_rows (B, 1)) -> (B, ...) over blocks of rows of
-        ``self.row`` (the reference form's blocking)."""
-        rows = dict(self.row)
-        rows["__n"] = n
-        return self._rows_map(lambda r: fn(r, r.pop("__n")), rows)
-
     def apply(self, n):
         c = self._whole_columns()
         nj = n[None, :]
@@ -444,36 +437,6 @@ class _ThermalBilinear(Bilinear):
                 terms = m * (occ * (1.0 - ni - nc) - ni * nc)
             out = out + jnp.sum(terms, axis=1)
         return 2.0 * out + self._diag(n)
-
-    def _apply_unblocked(self, n):
-        """The reference form: every fraction evaluated, all matrices at once."""
-        m_down, m_up, m_pair, n_s, n_p = self._matrix_elements()
-        ni, nj = n[:, None], n[None, :]
-        # brackets: down N (n'-n) - n (1-n'); up N (n'-n) + n' (1-n); pair N (1-n-n') - n n'
-        flow = n_s * (nj - ni)
-        terms = (
-            m_down * (flow - ni * (1.0 - nj))
-            + m_up * (flow + nj * (1.0 - ni))
-            + m_pair * (n_p * (1.0 - ni - nj) - ni * nj)
-        )
-        return 2.0 * jnp.sum(terms, axis=1) + self._diag(n)
-
-    def _apply_blocked_reference(self, n):
-        """The reference form in row blocks (the previous ``apply``)."""
-        c = {k: v[None, :] for k, v in self.col.items()}
-        nj = n[None, :]
-
-        def block(r, ni):
-            m_down, m_up, m_pair, n_s, n_p = self._elements(r, c)
-            flow = n_s * (nj - ni)
-            terms = (
-                m_down * (flow - ni * (1.0 - nj))
-                + m_up * (flow + nj * (1.0 - ni))
-                + m_pair * (n_p * (1.0 - ni - nj) - ni * nj)
-            )
-            return jnp.sum(terms, axis=1)
-
-        return 2.0 * self._row_blocks(block, n) + self._diag(n)
 
     def jacobian(self, n):
         """d I / d n without the diagonal-limit term: O(N^2), one blocked pass."""
@@ -508,22 +471,6 @@ class _ThermalBilinear(Bilinear):
             d = d + 2.0 * jnp.sum(dv, axis=1)
         idx = jnp.arange(nn)
         return jac.at[idx, idx].add(-d)
-
-    def _jacobian_reference(self, n):
-        """The reference form of ``jacobian`` (the previous one)."""
-        c = {k: v[None, :] for k, v in self.col.items()}
-        nj = n[None, :]
-        nn = n.shape[0]
-
-        def block(r, ni):
-            m_down, m_up, m_pair, n_s, n_p = self._elements(r, c)
-            jac = m_down * (n_s + ni) + m_up * (n_s + 1.0 - ni) - m_pair * (n_p + ni)
-            d = jnp.sum(m_down * (n_s + 1.0 - nj) + m_up * (n_s + nj) + m_pair * (n_p + nj), axis=1)
-            # the diagonal's row sum goes on the diagonal entry of each row of the block
-            on_diag = r["i"] == jnp.arange(nn, dtype=jnp.float64)[None, :]
-            return 2.0 * (jac - jnp.where(on_diag, d[:, None], 0.0))
-
-        return self._row_blocks(block, n)
 
     def _diag(self, n):
         # Omega -> 0 at the diagonal (only matters for J(0) > 0): the bilinear form
@@ -577,10 +524,6 @@ class _ThermalBilinear(Bilinear):
             "pair_breaking": m_pair * n_p,
             "recombination": m_pair * (n_p + 1.0),
         }
-
-
-def _thermal_bilinear(bath: AbstractBath, grid: Grid, delta, t, channels) -> Bilinear:
-    return _ThermalBilinear(bath, grid, delta, t, channels)
 
 
 class _DriveBilinear(Bilinear):
@@ -720,9 +663,7 @@ def bath_bilinear(bath: AbstractBath, grid: Grid, delta, t=0.0, channels=_CHANNE
     for c in channels:
         if c not in _CHANNELS:
             raise ValueError(f"channels must be drawn from {_CHANNELS}; got {c!r}.")
-    if isinstance(bath, ClassicalDrive):
-        return _drive_bilinear(bath, grid, delta, t, channels)
-    return _thermal_bilinear(bath, grid, delta, t, channels)
+    return bath.bilinear(grid, delta, t, channels)
 
 
 @functools.partial(jax.jit, static_argnums=(1,), static_argnames=("channels",))

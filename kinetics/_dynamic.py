@@ -40,81 +40,33 @@ the deposits per event), the Jacobian O(N^2 + N M) (the n-n block as in
 from __future__ import annotations
 
 import jax.numpy as jnp
-import numpy as np
 
-from ._baths import AbstractBath, MultimodeCavity, Phonons, SingleModeCavity
-from ._bosons import DELTA_ZERO, BosonGrid, DynamicBosons
+from ._baths import AbstractDynamicBath
+from ._bosons import BosonGrid, DynamicBosons
 from ._collision import Bilinear
 from ._distributions import thermal_occupation
-from ._errors import ParameterError
-from ._gap import gap_guess
 from ._grid import Grid
 from ._profiles import value_at
 
 _BETA_MIN = 1e-300
 _N_MIN = 1e-250  # N is clipped here before beta = ln(1 + 1/N) (T_b = 0, Newton overshoots)
-_DELTA_BOUND = 1.8  # above the largest gap any n in [0, 1] has (Delta(T = 0) = 1.7639)
 
 
-# --------------------------------------------------------------------------- grid and modes
+# --------------------------------------------------------------------------- reservoir
 
 
-def default_boson_grid(bath: AbstractBath, grid: Grid, t_qp: float) -> BosonGrid:
-    """The Omega grid of a dynamic bath (``DynamicBosons`` documents the defaults)."""
-    d: DynamicBosons = bath.dynamic
-    e_max = float(np.sqrt(grid.xi_max**2 + _DELTA_BOUND**2))
-    every_event = 2.0 * e_max
-    hi = every_event if d.omega_max is None else float(d.omega_max)
-    core = 0.1 if d.omega_core is None else float(d.omega_core)
-    if isinstance(bath, MultimodeCavity):
-        lo = float(bath.omega0)
-        focus = lo
-    elif isinstance(bath, SingleModeCavity):
-        lo = 0.0
-        focus = float(bath.omega0)
-        if d.omega_core is None:
-            core = min(core, 0.5 * float(np.min(np.asarray(bath.kappa))))
-    elif isinstance(bath, Phonons):
-        lo = 0.0
-        focus = 2.0 * float(gap_guess(float(t_qp)))
-        if bath.omega_debye is not None:
-            hi = min(hi, float(bath.omega_debye))
-    else:  # pragma: no cover - the baths' own checks refuse this
-        raise ParameterError(f"{type(bath).__name__} cannot be dynamic.")
-    if d.omega_focus is not None:
-        focus = float(d.omega_focus)
-    if not hi > lo:
-        raise ParameterError(
-            f"DynamicBosons.omega_max = {hi:g} must exceed the bath's lowest energy {lo:g} [T_c]."
-        )
-    return BosonGrid.build(lo, hi, int(d.n_omega), focus, core)
-
-
-def mode_density(bath: AbstractBath, omega, t=0.0):
-    """rho_b(Omega): boson modes per unit energy [per 4 nu_F] (docs/physics.md section 9)."""
-    d: DynamicBosons = bath.dynamic
-    if isinstance(bath, MultimodeCavity):
-        return d.r_cav * omega
-    if isinstance(bath, SingleModeCavity):
-        w0, k = value_at(bath.omega0, t), value_at(bath.kappa, t)
-        return d.r_cav * (k / np.pi) / ((omega - w0) ** 2 + k * k)
-    if isinstance(bath, Phonons):
-        return 0.5 * np.pi * (d.tau0_ph / value_at(bath.tau0, t)) * DELTA_ZERO * omega**2
-    raise ParameterError(f"{type(bath).__name__} cannot be dynamic.")  # pragma: no cover
-
-
-def reservoir_temperature(bath: AbstractBath, t):
+def reservoir_temperature(bath: AbstractDynamicBath, t):
     d: DynamicBosons = bath.dynamic
     return bath.temperature(t) if d.t_reservoir is None else value_at(d.t_reservoir, t)
 
 
-def heat_capacity(bath: AbstractBath, bgrid: BosonGrid, t=0.0):
+def heat_capacity(bath: AbstractDynamicBath, bgrid: BosonGrid, t=0.0):
     """c_k = v_k rho_b(Omega_k) of the state nodes [per 4 nu_F], shape (bgrid.size,)."""
     z = int(bgrid.zero_node)
-    return jnp.asarray(bgrid.weights[z:]) * mode_density(bath, jnp.asarray(bgrid.state_omega), t)
+    return jnp.asarray(bgrid.weights[z:]) * bath.mode_density(jnp.asarray(bgrid.state_omega), t)
 
 
-def reservoir_occupation(bath: AbstractBath, bgrid: BosonGrid, t=0.0):
+def reservoir_occupation(bath: AbstractDynamicBath, bgrid: BosonGrid, t=0.0):
     """n_B(Omega_k / T_b) on the state nodes, shape (bgrid.size,)."""
     return thermal_occupation(jnp.asarray(bgrid.state_omega), reservoir_temperature(bath, t))
 
@@ -141,7 +93,7 @@ def _betas(bgrid: BosonGrid, nb):
 class DynamicOperator:
     """One dynamic bath at fixed Delta and time: its events and their occupations."""
 
-    def __init__(self, bath: AbstractBath, bgrid: BosonGrid, grid: Grid, delta, t, nb):
+    def __init__(self, bath: AbstractDynamicBath, bgrid: BosonGrid, grid: Grid, delta, t, nb):
         self.bath, self.bgrid, self.grid = bath, bgrid, grid
         nn = grid.n
         e = grid.energies(delta)

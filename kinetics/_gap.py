@@ -39,7 +39,7 @@ def _dtail(grid: Grid, delta):
     return -delta / (r * (xm + r))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _reference_term(grid: Grid) -> float:
     """integral_0^xi_max tanh(xi/2)/xi dxi on the grid (the T_c = 1 normalization)."""
     xi = grid.xi
@@ -109,7 +109,7 @@ def _decreasing_root(f, df, guess):
     return jnp.where(has_root, jnp.exp(x), 0.0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gap_solver(grid: Grid):
     @jax.custom_jvp
     def solve(n, guess):

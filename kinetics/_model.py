@@ -19,21 +19,12 @@ from collections.abc import Sequence
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from ._baths import (
-    AbstractBath,
-    ClassicalDrive,
-    MultimodeCavity,
-    Phonons,
-    SingleModeCavity,
-    _check_param,
-    _param,
-)
+from ._baths import AbstractBath, bath_types, is_dynamic
 from ._bosons import BosonGrid
 from ._collision import bath_bilinear, relaxation
-from ._dynamic import DynamicOperator, default_boson_grid, reservoir_occupation
-from ._errors import GridError, ParameterError, PhysicsWarning
+from ._dynamic import DynamicOperator, heat_capacity, reservoir_occupation
+from ._errors import ParameterError, PhysicsWarning
 from ._gap import (
     equilibrium_gap_on,
     gap,
@@ -43,10 +34,9 @@ from ._gap import (
     thermal_distribution,
 )
 from ._grid import Grid
-from ._profiles import bounds_of
+from ._parameters import _check_param, _param
 
 PROCESSES = ("scattering", "pair_breaking", "recombination")
-_DYNAMIC_CAPABLE = (MultimodeCavity, SingleModeCavity, Phonons)  # baths with a `dynamic` field
 
 
 def _as_baths(baths) -> tuple[AbstractBath, ...]:
@@ -59,8 +49,9 @@ def _as_baths(baths) -> tuple[AbstractBath, ...]:
     for k, b in enumerate(baths):
         if not isinstance(b, AbstractBath):
             raise ParameterError(
-                f"Model.baths[{k}] must be a bath (MultimodeCavity, SingleModeCavity, "
-                f"TabulatedBath, Phonons, ClassicalDrive); got {type(b).__name__}."
+                f"Model.baths[{k}] must be a bath (a kinetics.AbstractBath: "
+                f"{', '.join(c.__name__ for c in bath_types().values())}, ...); "
+                f"got {type(b).__name__}."
             )
     return tuple(baths)
 
@@ -106,26 +97,29 @@ class Model(eqx.Module):
         if not isinstance(self.grid, Grid):
             return
         self.omega_grids = tuple(
-            default_boson_grid(b, self.grid, t)
-            if isinstance(b, _DYNAMIC_CAPABLE) and b.dynamic is not None
-            else None
-            for b in baths
+            b.boson_grid(self.grid, t) if is_dynamic(b) else None for b in baths
         )
 
     def __check_init__(self):
         if not isinstance(self.grid, Grid):
-            raise ParameterError(f"Model.grid must be a kinetics.Grid; got {type(self.grid).__name__}.")
-        _check_param("Model", "t_qp", self.t_qp, minimum=0.0, strict=True, unit="[T_c]", maximum=1.0e3)
+            raise ParameterError(
+                f"Model.grid must be a kinetics.Grid; got {type(self.grid).__name__}."
+            )
+        _check_param(
+            "Model", "t_qp", self.t_qp, minimum=0.0, strict=True, unit="[T_c]", maximum=1.0e3
+        )
         if not isinstance(self.t_qp, jax.core.Tracer) and float(self.t_qp) >= 1.0:
             warnings.warn(
-                f"Model.t_qp = {float(self.t_qp):g} >= T_c: the equilibrium gap Delta_0 is zero (the "
-                "film is normal), so delta Delta / Delta_0 is undefined; lower t_qp below 1 for a "
-                "superconductor.",
+                f"Model.t_qp = {float(self.t_qp):g} >= T_c: the equilibrium gap Delta_0 is zero "
+                "(the film is normal), so delta Delta / Delta_0 is undefined; lower t_qp below 1 "
+                "for a superconductor.",
                 PhysicsWarning,
                 stacklevel=2,
             )
         if self.tau_in is not None:
-            _check_param("Model", "tau_in", self.tau_in, minimum=0.0, strict=True, unit="[hbar/(k_B T_c)]")
+            _check_param(
+                "Model", "tau_in", self.tau_in, minimum=0.0, strict=True, unit="[hbar/(k_B T_c)]"
+            )
         if self.tau_in is None and not self.baths:
             raise ParameterError(
                 "Model needs at least one bath or a relaxation time tau_in; got neither."
@@ -137,50 +131,17 @@ class Model(eqx.Module):
 
     def _check_baths_on_grid(self):
         grid = self.grid
-        largest_step = float(np.max(grid.spacing))
         for k, b in enumerate(self.baths):
             t_max = b.max_temperature()
-            if self.grid.xi_max < 20.0 * t_max:
+            if grid.xi_max < 20.0 * t_max:
                 warnings.warn(
                     f"baths[{k}] ({type(b).__name__}) has temperature up to {t_max:g} but the "
                     f"grid ends at xi_max = {grid.xi_max:g}: absorption into states beyond the "
                     f"grid is lost. Use xi_max >= {20 * t_max:g}.",
                     PhysicsWarning,
-                    stacklevel=4,
+                    stacklevel=5,
                 )
-            if isinstance(b, (MultimodeCavity, SingleModeCavity)):
-                w0 = bounds_of(b.omega0)[0]
-                if w0 <= largest_step:
-                    raise GridError(
-                        f"baths[{k}].omega0 = {w0:g} is not larger than the largest grid spacing "
-                        f"{largest_step:g}: the cavity threshold cannot be resolved. Increase "
-                        f"Grid.n or lower Grid.xi_max."
-                    )
-                if w0 < 2 * largest_step:
-                    warnings.warn(
-                        f"baths[{k}].omega0 = {w0:g} spans fewer than 2 grid cells at high "
-                        f"energy (spacing up to {largest_step:g}): kinks at omega0 +- Delta are "
-                        f"poorly resolved. Increase Grid.n.",
-                        PhysicsWarning,
-                        stacklevel=4,
-                    )
-            if isinstance(b, SingleModeCavity):
-                kap = bounds_of(b.kappa)[0]
-                if kap < 2 * largest_step:
-                    warnings.warn(
-                        f"baths[{k}].kappa = {kap:g} is narrower than two grid cells "
-                        f"({2 * largest_step:g}): the Lorentzian line is under-resolved. "
-                        f"Increase Grid.n or lower Grid.xi_max.",
-                        PhysicsWarning,
-                        stacklevel=4,
-                    )
-            if isinstance(b, ClassicalDrive) and b.line == "gaussian" and b.width > 0.1 * float(self.t_qp):
-                warnings.warn(
-                    f"baths[{k}].width = {b.width:g} is not small against T_qp = "
-                    f"{float(self.t_qp):g}: the line reaches processes a narrow drive would not.",
-                    PhysicsWarning,
-                    stacklevel=4,
-                )
+            b.check_grid(grid, float(self.t_qp), k)
 
     # ---- the state vector ----
     @property
@@ -195,6 +156,8 @@ class Model(eqx.Module):
 
     def split(self, y):
         """y -> (n, (N_b of each dynamic bath, in bath order)); works on (..., state_size)."""
+        if not self.dynamic:
+            return y, ()
         out, start = [], self.grid.n
         for k in self.dynamic:
             m = self.omega_grids[k].size
@@ -279,7 +242,7 @@ class Model(eqx.Module):
         A dynamic bath's rates use its current occupation N_b (from y).
         """
         delta = self.gap(y)
-        n, _, ops = self._operators(y, delta, t) if self.dynamic else (y, (), ())
+        n, _, ops = self._operators(y, delta, t)
         dyn = dict(zip(self.dynamic, ops, strict=True))
         rows = []
         for k, b in enumerate(self.baths):
@@ -288,26 +251,27 @@ class Model(eqx.Module):
             rows.append(jnp.stack([4.0 * self.grid.integrate(r[p]) for p in PROCESSES]))
         return jnp.stack(rows) if rows else jnp.zeros((0, len(PROCESSES)))
 
+    def _bilinears(self, delta, t, ops):
+        """Every bath's operator at the current state: the static baths', then the dynamic
+        ones' (from ``_operators``). A generator: each is built where it is used, so a
+        traced function runs the same operations in the same order as a plain loop."""
+        dynamic = self.dynamic
+        for k, b in enumerate(self.baths):
+            if k not in dynamic:
+                yield bath_bilinear(b, self.grid, delta, t)
+        for op in ops:
+            yield op.bilinear()
+
     def rhs_at_gap(self, t, y, delta):
         """d y / d t at a given Delta (no self-consistency)."""
-        if self.dynamic:
-            return self._dynamic_rhs_at_gap(t, y, delta)
-        n = y
-        out = self.collision(n, delta, t)
-        if self.tau_in is not None:
-            out = out + relaxation(self.grid, n, delta, self.t_qp, self.tau_in)
-        return out
-
-    def _dynamic_rhs_at_gap(self, t, y, delta):
         n, bosons, ops = self._operators(y, delta, t)
         out = jnp.zeros_like(n)
-        for k, b in enumerate(self.baths):
-            if k not in self.dynamic:
-                out = out + bath_bilinear(b, self.grid, delta, t).apply(n)
-        for op in ops:
-            out = out + op.bilinear().apply(n)
+        for bil in self._bilinears(delta, t, ops):
+            out = out + bil.apply(n)
         if self.tau_in is not None:
             out = out + relaxation(self.grid, n, delta, self.t_qp, self.tau_in)
+        if not ops:
+            return out
         bosons_dot = [op.boson_rhs(n, nb) for op, nb in zip(ops, bosons, strict=True)]
         return jnp.concatenate([out, *bosons_dot])
 
@@ -322,25 +286,46 @@ class Model(eqx.Module):
         return self.rhs_at_gap(t, y, self.gap(y, guess))
 
     def jacobian(self, t, y, guess=None):
-        """Structured d(rhs)/dy, O(N^2 + N M): kernel terms + (dF/dDelta)(dDelta/dn)^T."""
-        if self.dynamic:
-            return self._dynamic_jacobian(t, y, guess)
-        n = y
-        delta = self.gap(n, guess)
+        """Structured d(rhs)/dy, O(N^2 + N M): kernel terms + (dF/dDelta)(dDelta/dn)^T.
+
+        Block layout with dynamic baths: [[dn/dn, dn/dN_b...], [dN_b/dn, dN_b/dN_b]],
+        the N_b - N_b' blocks of two different baths zero; a static model has the
+        n - n block alone."""
+        delta = self.gap(y, guess)
+        n, _, ops = self._operators(y, delta, t)
         nn = self.grid.n
-        jac = jnp.zeros((nn, nn))
-        for b in self.baths:
-            bil = bath_bilinear(b, self.grid, delta, t)
-            jac = jac + bil.jacobian(n)
-            if bil.diag is not None:
-                jac = _add_tridiagonal_jacobian(jac, bil.diag, n)
+        jnn = jnp.zeros((nn, nn))
+        for bil in self._bilinears(delta, t, ops):
+            jnn = jnn + bil.jacobian(n)
+            if bil.diag is not None:  # (None for the dynamic baths: events at Omega > 0 only)
+                jnn = _add_tridiagonal_jacobian(jnn, bil.diag, n)
         if self.tau_in is not None:
-            jac = jac - jnp.eye(nn) / self.tau_in
-        # rank-one term through the self-consistent gap
-        df_ddelta = jax.jvp(lambda d: self.rhs_at_gap(t, n, d), (delta,), (jnp.ones_like(delta),))[1]
+            jnn = jnn - jnp.eye(nn) / self.tau_in
+        jac = jnn if not ops else self._joint_jacobian(jnn, n, ops)
+        # rank-one term through the self-consistent gap (Delta depends on n only)
+        one = jnp.ones_like(delta)
+        df_ddelta = jax.jvp(lambda d: self.rhs_at_gap(t, y, d), (delta,), (one,))[1]
         dg_dd = gap_function_ddelta(self.grid, n, delta)
-        ddelta_dn = jnp.where(delta > 0, -gap_function_dn(self.grid, delta) / jnp.where(delta > 0, dg_dd, -1.0), 0.0)
+        ddelta_dn = jnp.where(
+            delta > 0,
+            -gap_function_dn(self.grid, delta) / jnp.where(delta > 0, dg_dd, -1.0),
+            0.0,
+        )
+        if ops:
+            ddelta_dn = jnp.concatenate([ddelta_dn, jnp.zeros((self.state_size - nn,))])
         return jac + df_ddelta[:, None] * ddelta_dn[None, :]
+
+    def _joint_jacobian(self, jnn, n, ops):
+        """The full (state_size, state_size) matrix around the n - n block `jnn`."""
+        sizes = [self.omega_grids[k].size for k in self.dynamic]
+        top = [jnn] + [op.jac_n_nb(n) for op in ops]
+        rows = [jnp.concatenate(top, axis=1)]
+        for a, op in enumerate(ops):
+            row = [op.jac_nb_n(n)]
+            for b_, m in enumerate(sizes):
+                row.append(op.jac_nb_nb(n) if a == b_ else jnp.zeros((sizes[a], m)))
+            rows.append(jnp.concatenate(row, axis=1))
+        return jnp.concatenate(rows, axis=0)
 
     def boson_jacobian(self, t, y, guess=None):
         """d(dN_b/dt)/dN_b of the dynamic baths alone (block diagonal), at fixed n:
@@ -355,38 +340,26 @@ class Model(eqx.Module):
             rows.append(jnp.concatenate(row, axis=1))
         return jnp.concatenate(rows, axis=0)
 
-    def _dynamic_jacobian(self, t, y, guess=None):
-        delta = self.gap(y, guess)
-        n, bosons, ops = self._operators(y, delta, t)
-        nn = self.grid.n
-        jnn = jnp.zeros((nn, nn))
-        for k, b in enumerate(self.baths):
-            if k not in self.dynamic:
-                bil = bath_bilinear(b, self.grid, delta, t)
-                jnn = jnn + bil.jacobian(n)
-                if bil.diag is not None:
-                    jnn = _add_tridiagonal_jacobian(jnn, bil.diag, n)
-        for op in ops:
-            jnn = jnn + op.bilinear().jacobian(n)
-        if self.tau_in is not None:
-            jnn = jnn - jnp.eye(nn) / self.tau_in
-        sizes = [self.omega_grids[k].size for k in self.dynamic]
-        top = [jnn] + [op.jac_n_nb(n) for op in ops]
-        rows = [jnp.concatenate(top, axis=1)]
-        for a, op in enumerate(ops):
-            row = [op.jac_nb_n(n)]
-            for b_, m in enumerate(sizes):
-                row.append(op.jac_nb_nb(n) if a == b_ else jnp.zeros((sizes[a], m)))
-            rows.append(jnp.concatenate(row, axis=1))
-        jac = jnp.concatenate(rows, axis=0)
-        # rank-one term through the self-consistent gap (it depends on n only)
-        one = jnp.ones_like(delta)
-        df_ddelta = jax.jvp(lambda d: self.rhs_at_gap(t, y, d), (delta,), (one,))[1]
-        dg_dd = gap_function_ddelta(self.grid, n, delta)
-        safe = jnp.where(delta > 0, dg_dd, -1.0)
-        ddelta_dn = jnp.where(delta > 0, -gap_function_dn(self.grid, delta) / safe, 0.0)
-        ddelta_dy = jnp.concatenate([ddelta_dn, jnp.zeros((self.state_size - nn,))])
-        return jac + df_ddelta[:, None] * ddelta_dy[None, :]
+    # ---- dynamic baths, for datasets ----
+    def _dynamic_bath(self, k: int):
+        if k not in self.dynamic:
+            raise ParameterError(
+                f"Model.baths[{k}] is not a dynamic bath; the dynamic ones are {self.dynamic}."
+            )
+        return self.baths[k], self.omega_grids[k]
+
+    def boson_heat_capacity(self, k: int, t=0.0):
+        """c_k = v_k rho_b(Omega_k) [per 4 nu_F] on the state nodes of dynamic bath `k`
+        (its index in ``baths``), shape (omega_grids[k].size,): sum_k c_k N_k is its
+        boson number, sum_k c_k Omega_k N_k its energy."""
+        bath, bgrid = self._dynamic_bath(k)
+        return heat_capacity(bath, bgrid, t)
+
+    def boson_mode_density(self, k: int, omega, t=0.0):
+        """rho_b(Omega) [per 4 nu_F] of dynamic bath `k` (its index in ``baths``) at the
+        energies `omega` [T_c] (any shape) and time `t` [hbar/(k_B T_c)]."""
+        bath, _ = self._dynamic_bath(k)
+        return bath.mode_density(omega, t)
 
 
 def _add_tridiagonal_jacobian(jac, f, n):

@@ -35,10 +35,9 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from ._baths import AbstractBath, ClassicalDrive, SingleModeCavity, TabulatedBath
+from ._baths import AbstractBosonBath
 from ._errors import ParameterError, PhysicsWarning, check_nonnegative, check_positive
 from ._gap import equilibrium_gap_slope, gap_function_ddelta
-from ._profiles import value_at
 
 # ---------------------------------------------------------------------------------------
 # The literal eq. (14)/(15): reference quadrature (numpy)
@@ -133,7 +132,7 @@ def _bath_values_jit(bath, omega, t):
     return bath.spectral_density(omega, t), bath.occupation(omega, t)
 
 
-def _bath_values(bath: AbstractBath, omega, t):
+def _bath_values(bath: AbstractBosonBath, omega, t):
     """(J(Omega), N(Omega)) from the bath's public methods, as numpy arrays.
 
     The flattened energies are padded to a power of two so that the jitted evaluation
@@ -147,17 +146,6 @@ def _bath_values(bath: AbstractBath, omega, t):
     jj = np.asarray(jj)[: flat.size].reshape(np.shape(omega))
     occ = np.asarray(occ)[: flat.size].reshape(np.shape(omega))
     return jj, occ
-
-
-def _breakpoints(bath: AbstractBath, t) -> np.ndarray:
-    """Omega values [T_c] where J is narrow or not smooth (quadrature aid only)."""
-    if isinstance(bath, SingleModeCavity):
-        w0 = float(value_at(bath.omega0, t))
-        kap = float(value_at(bath.kappa, t))
-        return np.array([w0 - kap, w0, w0 + kap])
-    if isinstance(bath, TabulatedBath):
-        return np.asarray(bath.omega, dtype=np.float64)
-    return np.zeros(0)
 
 
 def _term_range(term, e, gap_excess, delta, lo, hi):
@@ -187,7 +175,7 @@ def _s_of_omega(term, omega, e, gap_excess, delta):
 class _Setup(NamedTuple):
     """What the quadrature of one chunk of energies needs (see literal_delta_n)."""
 
-    bath: AbstractBath
+    bath: AbstractBosonBath
     t: float
     t_qp: float
     delta: float
@@ -222,8 +210,8 @@ def literal_delta_n(bath, t_qp, tau_in, delta, energies, t=0.0, *, rtol=1e-13):
     agree to `rtol` of the integral of |integrand|). The Omega range of each term is
     split at the support ends of J (the multimode cavity's step at omega0), at
     Omega = E - Delta (end of f(Omega, E)) and Omega = E + Delta (start of f(-Omega, -E)),
-    and at the narrow features of J (a single-mode line's centre and half widths, a
-    table's nodes: read from those baths' parameters, as a quadrature aid only); the
+    and at the narrow features of J (``bath.quadrature_breakpoints``: a single-mode
+    line's centre and half widths, a table's nodes; a quadrature aid only); the
     inverse-square-root singularities of nu_qp (at those edges, and at Omega -> 0 for
     E = Delta in f(-Omega, E)) are removed by the substitutions Omega = edge -+ s^2.
     delta N ~ 1/Omega as Omega -> 0 is paired with the factor [n_F - n_F] ~ Omega,
@@ -232,9 +220,10 @@ def literal_delta_n(bath, t_qp, tau_in, delta, energies, t=0.0, *, rtol=1e-13):
 
     **Arguments:**
 
-    - `bath`: a bath with a static occupation (MultimodeCavity, SingleModeCavity,
-      TabulatedBath, Phonons); only its public methods ``spectral_density``,
-      ``support``, ``occupation``, ``temperature`` and its ``coupling`` are used.
+    - `bath`: a boson bath (``kinetics.AbstractBosonBath``: MultimodeCavity,
+      SingleModeCavity, TabulatedBath, Phonons, or a user's own), taken as static;
+      only its public methods ``spectral_density``, ``support``, ``occupation``,
+      ``temperature``, ``quadrature_breakpoints`` and its ``coupling`` are used.
       Not for a ``ClassicalDrive`` (no spontaneous processes: not of the form (14)).
     - `t_qp`: quasiparticle temperature T_qp [T_c], > 0.
     - `tau_in`: inelastic relaxation time [hbar/(k_B T_c)], > 0.
@@ -246,15 +235,12 @@ def literal_delta_n(bath, t_qp, tau_in, delta, energies, t=0.0, *, rtol=1e-13):
 
     Returns delta n(E) as a numpy array of the shape of `energies`.
     """
-    if isinstance(bath, ClassicalDrive):
+    if not isinstance(bath, AbstractBosonBath):
         raise ParameterError(
-            "literal_delta_n: a ClassicalDrive has only stimulated processes and a line "
-            "instead of J(Omega) N(Omega), so eq. (14) does not apply; use "
+            f"literal_delta_n: eq. (14) needs a boson bath with J(Omega) and N(Omega) "
+            f"(a kinetics.AbstractBosonBath); got a {type(bath).__name__}. A ClassicalDrive "
+            "has only stimulated processes of a line, so eq. (14) does not apply; use "
             "perturbative_delta_n (tau_in * I_drive[n_F]) instead."
-        )
-    if not isinstance(bath, AbstractBath):
-        raise ParameterError(
-            f"literal_delta_n: bath must be a kinetics bath; got {type(bath).__name__}."
         )
     coupling = bath.coupling
     if coupling not in ("current", "density"):
@@ -289,7 +275,7 @@ def literal_delta_n(bath, t_qp, tau_in, delta, energies, t=0.0, *, rtol=1e-13):
         lo=lo,
         hi=hi,
         tail=_TAIL * max(t_qp, t_bath),
-        extra=_breakpoints(bath, t),
+        extra=np.asarray(bath.quadrature_breakpoints(t), dtype=np.float64),
         rtol=rtol,
     )
     result = np.empty(e.size)

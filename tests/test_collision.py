@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _reference import apply_blocked, apply_unblocked, jacobian_blocked
 from scipy.integrate import quad
 from scipy.special import gamma, zeta
 
@@ -321,15 +322,16 @@ def _cut_on_node_deltas(grid, omega):
 
 @eqx.filter_jit
 def _fast_and_reference(bath, deltas, ns):
-    """apply / jacobian / d apply / d Delta of the fast path and of the reference form
-    (every covered fraction evaluated), for each (Delta, n) (vmapped)."""
+    """apply / jacobian / d apply / d Delta of the fast path and of the reference forms
+    (every covered fraction evaluated, tests/_reference.py), for each (Delta, n)
+    (vmapped)."""
 
     def one(delta, n):
         def fast(d):
             return kinetics.bath_bilinear(bath, GRID, d).apply(n)
 
         def ref(d):
-            return kinetics.bath_bilinear(bath, GRID, d)._apply_unblocked(n)
+            return apply_unblocked(kinetics.bath_bilinear(bath, GRID, d), n)
 
         one_ = jnp.ones_like(delta)
         bil = kinetics.bath_bilinear(bath, GRID, delta)
@@ -338,6 +340,8 @@ def _fast_and_reference(bath, deltas, ns):
             jax.jvp(ref, (delta,), (one_,)),
             bil.jacobian(n),
             Bilinear.jacobian(bil, n),  # from the materialized matrices
+            apply_blocked(bil, n),
+            jacobian_blocked(bil, n),
         )
 
     return jax.vmap(one)(deltas, ns)
@@ -358,10 +362,14 @@ def test_fast_path_matches_the_reference_form(name):
             if 0.0 < omega < np.inf:
                 deltas += _cut_on_node_deltas(GRID, omega)
         ns = rng.uniform(0.0, 1.0, (len(deltas), GRID.n))
-        (f, df), (r, dr), jf, jr = _fast_and_reference(bath, jnp.asarray(deltas), jnp.asarray(ns))
+        (f, df), (r, dr), jf, jr, rb, jb = _fast_and_reference(
+            bath, jnp.asarray(deltas), jnp.asarray(ns)
+        )
         for k in range(len(deltas)):
             # rounding only: the same terms, summed in another order (observed <= 4e-16)
             np.testing.assert_allclose(f[k], r[k], rtol=0, atol=1e-12 * np.max(np.abs(r[k])))
             np.testing.assert_allclose(jf[k], jr[k], rtol=0, atol=1e-12 * np.max(np.abs(jr[k])))
+            np.testing.assert_allclose(rb[k], r[k], rtol=0, atol=1e-12 * np.max(np.abs(r[k])))
+            np.testing.assert_allclose(jb[k], jr[k], rtol=0, atol=1e-12 * np.max(np.abs(jr[k])))
             # the Delta derivative carries the cut cells' motion (observed <= 8e-15)
             np.testing.assert_allclose(df[k], dr[k], rtol=0, atol=1e-10 * np.max(np.abs(dr[k])))

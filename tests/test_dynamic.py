@@ -15,7 +15,6 @@ import pytest
 
 import kinetics
 import solvers
-from kinetics._dynamic import heat_capacity
 
 pytestmark = pytest.mark.filterwarnings("ignore::kinetics.PhysicsWarning")
 
@@ -74,7 +73,7 @@ def totals(m, y, delta):
     energy = np.sum(w * e * np.asarray(n), axis=-1)
     for k, nb in zip(m.dynamic, bosons, strict=True):
         bg = m.omega_grids[k]
-        c = np.asarray(heat_capacity(m.baths[k], bg))
+        c = np.asarray(m.boson_heat_capacity(k))
         energy = energy + np.sum(c * bg.state_omega * np.asarray(nb), axis=-1)
     return np.sum(w * np.asarray(n), axis=-1), energy
 
