@@ -166,7 +166,7 @@ def evolve(
       dataset). If the file exists and belongs to the same run (model, save times,
       initial state, solver), the run continues from it; on success it is removed.
     - `max_memory_gb`: refuse (``ResourceError``, before any work) a run whose estimated
-      memory exceeds this (default: the memory available now).
+      memory exceeds this (default: 80 % of the memory available now).
 
     Failures (step-size collapse, max_steps, a non-finite state, n leaving [0, 1],
     the gap collapsing to zero) stop the run with the time, the cause and a hint.

@@ -86,9 +86,12 @@ def perturbation_warnings(model: Model, relative_change, nonlinear=None) -> list
         )
     if nonlinear is not None:
         q = np.atleast_1d(np.asarray(nonlinear, dtype=np.float64))
+        # relative to the point's own value, but not below a tenth of the largest one: near a
+        # sign change both are ~0 and their ratio says nothing about the coupling
+        scale = np.maximum(np.abs(p), 0.1 * np.nanmax(np.abs(p)))
         with np.errstate(divide="ignore", invalid="ignore"):
-            rel = np.abs(q - p) / np.abs(p)
-        off = np.isfinite(rel) & (rel > RELATIVE_LIMIT) & (np.abs(p) > 1e-12)
+            rel = np.abs(q - p) / scale
+        off = np.isfinite(rel) & (rel > RELATIVE_LIMIT) & (scale > 1e-12)
         if np.any(off):
             out.append(
                 f"the nonlinear steady state differs from perturbation theory by up to "

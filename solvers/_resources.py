@@ -22,6 +22,7 @@ _LU_FLOPS_PER_S = 5e10  # one-thread dense LU, as the solvers run it (benchmarks
 _LUS = {"steady": 4, "implicit": 25, "explicit": 0, "perturbative": 0}  # typical counts
 _WARN_SECONDS = 600.0
 _WARN_SHARE = 0.25
+_USABLE_SHARE = 0.8
 
 
 def available_memory() -> int:
@@ -64,11 +65,12 @@ def check_resources(
     max_memory_gb: float | None = None, what: str = "",
 ) -> None:
     """Refuse (ResourceError) a solve whose estimated memory exceeds `max_memory_gb`
-    (default: the memory available now); warn when it takes more than a quarter of it
+    (default: 80 % of the memory available now); warn when it takes more than a quarter of it
     or when its LUs alone take more than ten minutes."""
     need = memory_estimate(model, kind, solver, points)
     avail = available_memory()
-    limit = avail if max_memory_gb is None else max_memory_gb * 2**30
+    # a margin for the process itself, the saved states and whatever else runs
+    limit = _USABLE_SHARE * avail if max_memory_gb is None else max_memory_gb * 2**30
     n = model.state_size
     label = what or kind
     if need > limit:

@@ -266,7 +266,7 @@ def steady_state(
     - `max_iter`: Newton iterations per stage.
     - `solver`: the diffrax solver for ``method="integrate"`` (see `evolve`).
     - `max_memory_gb`: refuse (``ResourceError``, before any work) a solve whose
-      estimated memory exceeds this (default: the memory available now).
+      estimated memory exceeds this (default: 80 % of the memory available now).
     - `throw`: raise `SolverError` (reason "not_converged", the last iterate in its
       ``partial``) when the tolerance is not reached; with False return that dataset,
       marked ``solver.status = "failed"``.

@@ -198,7 +198,7 @@ def sweep(
       axes give independent lines. A point whose predecessor failed starts cold.
     - `max_memory_gb`: refuse (``ResourceError``, before any work) a sweep whose points
       held at once (a vmap chunk, the local workers) need more memory than this
-      (default: the memory available now).
+      (default: 80 % of the memory available now).
     - `compilation_cache`: a folder for JAX's persistent compilation cache, used by this
       process and every worker (on a cluster: a path all nodes see). A process that
       finds a program there loads it instead of compiling it (steady state: ~20 s ->
