@@ -1,4 +1,4 @@
-"""Benchmark: one dynamic bath against the static bath (physics.md section 9).
+"""Benchmark: one dynamic bath against the static bath (docs/physics.md section 9).
 
 Multimode cavity at the paper's Fig. 1(a) point (T_qp = 0.9, tau_in = 1000,
 eta tau_in = 0.0155, omega_0 = 3 Delta_0, T_cav = 0.5 T_qp), grid N_xi (default 1000),
