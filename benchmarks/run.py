@@ -1,5 +1,8 @@
 """The benchmark suite of issue 6: both regimes, all peers, one table per study.
 
+(One script of ~780 lines on purpose: every peer runs on the same problem in the same
+process, so their set-ups and the table code live side by side.)
+
     python -m benchmarks.run [--regimes a b] [--sizes 250 500 1000 2000 4000] [--quick]
                              [--json benchmarks/results.json] [--studies kernels solvers compile]
 

@@ -1,5 +1,8 @@
 """Figures of study datasets (PNG, matplotlib Agg): one function per kind.
 
+(~740 lines: seven figure kinds and the helpers they share, labels, units, sign changes,
+profiles; each kind is one function that a reader can take alone.)
+
 ``plot(ds, path)`` picks the figure from ``ds.attrs["figure.kind"]``:
 
 - ``gap_change``: delta Delta / Delta_0 against the swept parameter ``figure.x``,

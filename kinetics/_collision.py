@@ -1,5 +1,9 @@
 """The nonlinear collision operator I_b[n](xi) of docs/physics.md section 3.
 
+(One module of ~680 lines on purpose: the thermal and the drive operators share the
+bilinear form, its fast passes and its Jacobian, and the discretization below is read in
+one place.)
+
     I_b[n](xi) = 2 integral_0^inf dxi' {  theta(E - E') J(E - E') c_s [ N (n' - n) - n (1 - n') ]
                                         + theta(E' - E) J(E' - E) c_s [ N (n' - n) + n' (1 - n) ]
                                         + J(E + E') c_p [ N (1 - n - n') - n n' ] }
