@@ -52,9 +52,10 @@ def test_warning_thresholds_are_the_documented_ones():
     assert len(solvers.perturbation_warnings(model, 0.051)) == 1
     assert solvers.perturbation_warnings(model, 0.01, 0.0109) == []  # 9 % apart
     assert len(solvers.perturbation_warnings(model, 0.01, 0.0111)) == 1  # 11 % apart
-    # near a sign change both values are ~0: measured against a tenth of the curve's largest
-    curve, nonlinear = np.array([0.01, 1e-4, -0.01]), np.array([0.0105, 2e-4, -0.0105])
+    # near a sign change both values are ~0: measured against half the curve's largest
+    curve, nonlinear = np.array([0.01, 1e-4, -0.01]), np.array([0.0105, 6e-4, -0.0105])
     assert solvers.perturbation_warnings(model, curve, nonlinear) == []
+    assert len(solvers.perturbation_warnings(model, curve, nonlinear + [0, 6e-4, 0])) == 1
 
 
 def test_a_grid_too_large_for_the_machine_is_refused_before_any_work():
