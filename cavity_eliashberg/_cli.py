@@ -7,7 +7,9 @@ equilibrium gap table and the paper's Fig. 1(a), delta Delta / Delta_0 of a
 multimode cavity against omega_0 / Delta_0 for several photon temperatures, by
 perturbation theory (GL and exact linear response) and by the full nonlinear
 steady state, written as netCDF and PNG. Exit codes: 0 success, 2 bad input
-(nothing computed, nothing written), 3 solver failure (partial result saved).
+(nothing computed, nothing written), 3 solver failure (partial result saved) or a result
+that could not be written where asked (kept in the system's temporary folder, the path
+printed), 130 interrupted by Ctrl-C (finished sweep points kept; the same command resumes).
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import signal
 import sys
+import tempfile
 import time
 import warnings
 
@@ -25,8 +30,8 @@ import xarray as xr
 import kinetics
 from solvers import Interrupted, load, save
 
-from ._config import load_config, parse_override, sweep_points
-from ._errors import ConfigError, OutputError
+from ._config import load_config, parse_override, sweep_points, unitless_values
+from ._errors import ConfigError, OutputError, ResultFileError
 from ._figures import gap_change_sign_changes, plot
 from ._studies import DEFAULT_STUDY, study_names, study_path, study_title
 from ._study import run_study
@@ -38,7 +43,7 @@ def _gap_table() -> str:
     ts = [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 0.99]
     gaps = kinetics.equilibrium_gap(np.asarray(ts))
     lines = ["Equilibrium BCS gap (units of T_c):", "   T/T_c    Delta/T_c"]
-    lines += [f"  {t:6.2f}   {d:10.6f}" for t, d in zip(ts, gaps)]
+    lines += [f"  {t:6.2f}   {d:10.6f}" for t, d in zip(ts, gaps, strict=True)]
     return "\n".join(lines)
 
 
@@ -85,7 +90,9 @@ def _summary(ds: xr.Dataset) -> str:
         flat = y.transpose(x, ...).values.reshape(ds.sizes[x], -1)
         cols = list(np.ndindex(*[ds.sizes[d] for d in others]))
         head = "".join(
-            "  " + ",".join(f"{d}={float(ds[d][i]):g}" for d, i in zip(others, c)).rjust(18)
+            "  " + ",".join(
+                f"{d}={float(ds[d][i]):g}" for d, i in zip(others, c, strict=True)
+            ).rjust(18)
             for c in cols
         )
         lines.append(f"  {x:>14}{head}")
@@ -97,7 +104,8 @@ def _summary(ds: xr.Dataset) -> str:
     if "relative_gap_change_nonlinear" in ds:
         v = ds.relative_gap_change_nonlinear.values
         lines.append(
-            f"nonlinear steady state: delta Delta / Delta_0 from {np.nanmin(v):+.4e} to {np.nanmax(v):+.4e}"
+            "nonlinear steady state: delta Delta / Delta_0 from "
+            f"{np.nanmin(v):+.4e} to {np.nanmax(v):+.4e}"
         )
     if "time" in ds.dims and "relative_gap_change" in ds:
         r = ds.relative_gap_change.values
@@ -185,11 +193,44 @@ def _run(args) -> int:
     if args.config is None:
         print(_gap_table())
         print("\nBuilt-in default study (runs/fig1a.toml):")
+    plain = unitless_values(cfg)
+    if plain:  # a number meant in other units (eta tau_in for eta) shows up here
+        print("values given without a unit, read in internal units (docs/physics.md section 1):")
+        print("\n".join(plain))
     return _execute(cfg, raw, nc, png, args)
 
 
+_NETCDF_MAGIC = (b"\x89HDF", b"CDF\x01", b"CDF\x02", b"CDF\x05")
+
+
+def _load_result(path: str) -> xr.Dataset:
+    """A result file for show/plot/resume (ResultFileError when it is none)."""
+    if os.path.isdir(path):
+        raise ResultFileError(
+            f"{path} is a folder; give a result file (NAME.nc, written by `cavity-eliashberg run`)."
+        )
+    if not os.path.isfile(path):
+        raise ResultFileError(f"{path} does not exist.")
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if not head.startswith(_NETCDF_MAGIC):
+        hint = ""
+        if path.endswith(".toml"):
+            hint = f" It is a configuration: run it with `cavity-eliashberg run {path}`."
+        raise ResultFileError(
+            f"{path} is not a netCDF result (show, plot and resume read the NAME.nc files "
+            f"that `cavity-eliashberg run` writes).{hint}"
+        )
+    try:
+        return load(path)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise ResultFileError(
+            f"{path} cannot be read as netCDF ({err}); is it complete (not still being written)?"
+        ) from None
+
+
 def _resume(args) -> int:
-    ds = load(args.file)
+    ds = _load_result(args.file)
     try:
         info = json.loads(ds.attrs["config"])
         raw = dict(info["study"], _base_dir=info["base_dir"], _source=args.file)
@@ -210,24 +251,40 @@ def _execute(cfg, raw, nc, png, args) -> int:
     clock = time.perf_counter()
     raw["_outputs"] = [nc, png]
     checkpoint = os.path.splitext(nc)[0] + ".checkpoint.nc"
-    store = os.path.join(os.path.dirname(nc), "." + os.path.splitext(os.path.basename(nc))[0] + ".sweep")
+    stem = os.path.splitext(os.path.basename(nc))[0]
+    store = os.path.join(os.path.dirname(nc), f".{stem}.sweep")
     scheduler = getattr(args, "scheduler", None) or cfg.cluster.scheduler
     workers = getattr(args, "workers", None) or cfg.cluster.workers
+    earlier = _earlier_work(checkpoint, store, cfg.compute)
+    if earlier and not args.overwrite:
+        print(f"resuming from an earlier, interrupted run: {'; '.join(earlier)} (not computed "
+              "again; pass --overwrite to start afresh)")
     try:
         ds = run_study(cfg, raw, progress=not args.no_progress, checkpoint=checkpoint, store=store,
                        scheduler=scheduler, workers=workers, overwrite=bool(args.overwrite))
     except Interrupted as err:
         print(f"cavity-eliashberg: {err}", file=sys.stderr)
         return 130 if err.signal_name == "SIGINT" else 143
+    except KeyboardInterrupt:
+        _ignore_further_interrupts(args)
+        kept = _earlier_work(checkpoint, store, cfg.compute)
+        where = f"kept: {'; '.join(kept)}" if kept else "no point had finished"
+        print(f"cavity-eliashberg: interrupted (Ctrl-C); {where}; resume with: "
+              f"{_same_command(args)}", file=sys.stderr)
+        return 130
     ds.attrs["wall_time_s"] = time.perf_counter() - clock
-    save(ds, nc, overwrite=args.overwrite)
+    try:
+        save(ds, nc, overwrite=args.overwrite)
+    except (OSError, RuntimeError) as err:  # a full disk shows as netCDF's RuntimeError too
+        return _keep_unsaved(ds, nc, err)
     for kind in cfg.compute:  # the sweep's resumable stores are merged into nc now
         if os.path.exists(f"{store}.{kind}.nc"):
             os.remove(f"{store}.{kind}.nc")
     try:
         png = plot(ds, png, overwrite=True) if ds.attrs.get("figure.kind") != "none" else ""
     except Exception as err:  # the data are safe on disk; a figure must not lose them
-        print(f"warning: the figure could not be drawn ({type(err).__name__}: {err})", file=sys.stderr)
+        print(f"warning: the figure could not be drawn ({type(err).__name__}: {err})",
+              file=sys.stderr)
         png = ""
     print(_summary(ds))
     print(
@@ -245,8 +302,57 @@ def _execute(cfg, raw, nc, png, args) -> int:
     return 0
 
 
+def _earlier_work(checkpoint: str, store: str, kinds) -> list[str]:
+    """What an interrupted run left to resume from: the evolution's checkpoint, the
+    finished chunks of each sweep (``<store>.<kind>.nc.parts``) or a finished sweep."""
+    out = [f"the checkpoint {checkpoint}"] if os.path.exists(checkpoint) else []
+    for kind in kinds:
+        done, parts = f"{store}.{kind}.nc", f"{store}.{kind}.nc.parts"
+        if os.path.isfile(done):
+            out.append(f"the finished {kind} sweep {done}")
+        elif os.path.isdir(parts):
+            n = sum(f.startswith("part-") and f.endswith(".nc") for f in os.listdir(parts))
+            if n:
+                out.append(f"{n} finished chunk(s) of the {kind} sweep in {parts}")
+    return out
+
+
+def _ignore_further_interrupts(args) -> None:
+    """In the console script, a second Ctrl-C must not cut the message short."""
+    if getattr(args, "process", False):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _same_command(args) -> str:
+    """The command line that resumes this run (without --overwrite, which would discard
+    the finished points)."""
+    argv = [a for a in getattr(args, "argv", []) if a != "--overwrite"]
+    return shlex.join(["cavity-eliashberg", *argv])
+
+
+def _keep_unsaved(ds: xr.Dataset, nc: str, err: Exception) -> int:
+    """The result could not be written to `nc` (a full disk, a lost folder): write it to
+    the system's temporary folder and say where (exit code 3); never lose it silently."""
+    reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = f"{os.path.splitext(os.path.basename(nc))[0]}-{stamp}-{os.getpid()}.nc"
+    rescue = os.path.join(tempfile.gettempdir(), name)
+    try:
+        save(ds, rescue)
+    except (OSError, RuntimeError) as again:
+        again_reason = getattr(again, "strerror", None) or str(again)
+        print(f"cavity-eliashberg run: error: cannot write {nc} ({reason}), nor {rescue} "
+              f"({again_reason}); the result is lost. Free disk space and run again.",
+              file=sys.stderr)
+        return 3
+    print(f"cavity-eliashberg run: error: cannot write {nc} ({reason}); the result is kept "
+          f"in {rescue}: move it where you want it (`cavity-eliashberg show {rescue}`).",
+          file=sys.stderr)
+    return 3
+
+
 def _show(args) -> int:
-    ds = load(args.file)
+    ds = _load_result(args.file)
     a = ds.attrs
     print(f"{args.file}: {a.get('title', '')}")
     groups = {"model": [], "baths": [], "solver": [], "version": [], "other": []}
@@ -271,32 +377,36 @@ def _show(args) -> int:
         elif da.ndim == 0:
             print(f"  {name} = {float(da):.6g} [{da.attrs.get('units', '')}]")
         elif da.dims == ("time",):
-            print(
-                f"  {name} = {float(da[0]):.6g} -> {float(da[-1]):.6g} over the run [{da.attrs.get('units', '')}]"
-            )
+            units = da.attrs.get("units", "")
+            print(f"  {name} = {float(da[0]):.6g} -> {float(da[-1]):.6g} over the run [{units}]")
         elif "xi" not in da.dims:
             v = da.values
-            print(
-                f"  {name} {da.dims}: from {np.nanmin(v):.4g} to {np.nanmax(v):.4g} [{da.attrs.get('units', '')}]"
-            )
+            units = da.attrs.get("units", "")
+            print(f"  {name} {da.dims}: from {np.nanmin(v):.4g} to {np.nanmax(v):.4g} [{units}]")
     if "config" in a:
         print(
-            f"config: sha256 {a.get('config_hash', '(not recorded)')} from {a.get('config_source', '?')}"
-            " (full text in the 'config' attribute)"
+            f"config: sha256 {a.get('config_hash', '(not recorded)')} "
+            f"from {a.get('config_source', '?')} (full text in the 'config' attribute)"
         )
     return 0
 
 
 def _plot(args) -> int:
-    ds = load(args.file)
+    ds = _load_result(args.file)
     out = args.output or os.path.splitext(args.file)[0] + ".png"
+    if os.path.exists(out) and not args.overwrite:
+        raise OutputError(f"{out} exists; pass --overwrite to replace it.")
+    if os.path.isdir(os.path.dirname(os.path.abspath(out))) is False:
+        raise OutputError(f"the folder of {out} does not exist.")
     if ds.attrs.get("kind") != "study":  # a single solver's dataset from the Python API
         ds = ds.assign_attrs({"figure.kind": "transient" if "time" in ds.dims else "delta_n"})
         if "delta0" not in ds:
             ds["delta0"] = float(ds.attrs.get("model.delta0", np.nan))
-        if "delta_n_first_order" not in ds and "time" not in ds.dims:
+        if "delta_n_first_order" not in ds and "time" not in ds.dims and "delta_n" in ds:
             ds = ds.rename({"delta_n": "delta_n_nonlinear"})
-    plot(ds, out, overwrite=True)
+    if not plot(ds, out, overwrite=True):
+        print(f"{args.file} asks for no figure (figure.kind = 'none'); nothing written.")
+        return 0
     print(f"wrote {out}")
     return 0
 
@@ -331,8 +441,9 @@ def main(argv=None) -> int:
     p_run = sub.add_parser(
         "run",
         help="run a study from a TOML configuration (default: the paper's Fig. 1(a))",
-        description="Run a study: validate the configuration, compute, write NAME.nc and NAME.png. "
-        "Without CONFIG the built-in default study (runs/fig1a.toml) runs and writes into runs/output.",
+        description="Run a study: validate the configuration, compute, write NAME.nc and "
+        "NAME.png. Without CONFIG the built-in default study (runs/fig1a.toml) runs and writes "
+        "into runs/output.",
     )
     p_run.add_argument(
         "config",
@@ -392,17 +503,55 @@ def main(argv=None) -> int:
     )
     p_plot.add_argument("file", help="a netCDF file written by cavity-eliashberg")
     p_plot.add_argument("--output", default=None, help="PNG path (default: next to FILE)")
+    p_plot.add_argument("--overwrite", action="store_true", help="replace an existing figure")
     p_plot.set_defaults(func=_plot)
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    args.process = argv is None  # the console script (main() from Python: a function call)
     _concise_warnings()
+    code = _main(args)
+    if code in (130, 143) and args.process:
+        # leave without the interpreter's teardown: XLA compiler threads still running
+        # after a Ctrl-C can crash it (a segmentation fault after the message); what was
+        # finished is on disk already
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(args) -> int:
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # inside the try: a closed pipe (`| head`) shows up here
+        return code
     except kinetics.CavityEliashbergError as err:
         print(f"cavity-eliashberg {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, FileExistsError, PermissionError) as err:
+    except (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError) as err:
         print(f"cavity-eliashberg {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except ImportError as err:  # an optional dependency (dask for --workers / --scheduler)
+        print(f"cavity-eliashberg {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        _ignore_further_interrupts(args)
+        print(f"cavity-eliashberg {args.command}: interrupted (Ctrl-C); nothing was written.",
+              file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `cavity-eliashberg show FILE | head`: the reader has gone
+        _stdout_to_devnull()
+        return 0
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so that the interpreter's final flush into a closed pipe
+    does not print an error (the Python documentation's recipe for SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real stdout (a test's capture)
+        pass
 
 
 if __name__ == "__main__":

@@ -235,6 +235,9 @@ class ModelSection(_Strict):
     t_qp: Value
     tau_in: Value | Literal["none"]
     t_c: Value | None = None
+    # T_qp >= T_c (the normal state: no gap, nothing for the baths to enhance) is refused
+    # unless a study asks for it explicitly
+    allow_normal_state: bool = False
 
 
 class GridSection(_Strict):
@@ -595,20 +598,21 @@ def load_config(
         raw, name = _parse_toml(source, "(text)"), "(text)"
     else:
         path = os.fspath(source)
-        if not os.path.isfile(path):
-            raise ConfigError(f"configuration file {path!r} does not exist.")
-        with open(path, "rb") as fh:
-            try:
-                raw = tomllib.load(fh)
-            except tomllib.TOMLDecodeError as err:
-                raise ConfigError(f"{path}: not valid TOML: {err}") from None
+        raw = _read_toml_file(path)
         name, base_dir = path, os.path.dirname(os.path.abspath(path))
     if quick:
-        q = raw.get("quick", {}) if isinstance(raw.get("quick", {}), dict) else {}
+        q = raw.get("quick")
+        if not isinstance(q, dict) or not q:
+            raise ConfigError(
+                f"{name} has no [quick] section: quick = true (--quick) would run the study at "
+                "full size. Run it without --quick, or add a [quick] table of overrides "
+                '(e.g. "grid.n" = 120) to the file.'
+            )
         for key, value in q.items():
             _set_dotted(raw, key, value, source=f"{name} [quick]")
     for key, value in (overrides or {}).items():
         _set_dotted(raw, key, value, source=name)
+    _check_overrides_not_swept(raw, overrides or {}, name)
     private = {k: raw.pop(k) for k in list(raw) if isinstance(k, str) and k.startswith("_")}
     try:
         cfg = Config.model_validate(raw)
@@ -624,6 +628,53 @@ def load_config(
     except ParameterError as err:  # from the physics' own checks: same message, config type
         raise ConfigError(f"{name}: {err}") from None
     return cfg, raw
+
+
+def _read_toml_file(path: str) -> dict:
+    """A configuration file's TOML (ConfigError for a folder, a binary file, bad TOML)."""
+    if os.path.isdir(path):
+        raise ConfigError(
+            f"{path!r} is a folder, not a configuration file; give a .toml file (or the name "
+            "of a shipped study: `cavity-eliashberg list`)."
+        )
+    if not os.path.isfile(path):
+        raise ConfigError(f"configuration file {path!r} does not exist.")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as err:
+        raise ConfigError(f"cannot read the configuration file {path!r}: {err.strerror}.") from None
+    if data.startswith((b"\x89HDF", b"CDF\x01", b"CDF\x02")):
+        raise ConfigError(
+            f"{path} is a netCDF result, not a configuration; read it with "
+            f"`cavity-eliashberg show {path}` or `cavity-eliashberg plot {path}`."
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{path} is not a text file (binary data: an image or a result?); a configuration "
+            "is a TOML text file (see runs/README.md)."
+        ) from None
+    return _parse_toml(text, path)
+
+
+def _check_overrides_not_swept(raw: dict, overrides: dict, name: str) -> None:
+    """A --set on a parameter the study sweeps would be overwritten by the sweep: refuse."""
+    swept = raw.get("sweep")
+    if not isinstance(swept, dict):
+        return
+    for key in overrides:
+        if key == "sweep" or key.startswith("sweep."):
+            continue
+        for axis in swept:
+            if key == axis or axis.startswith(key + ".") or key.startswith(axis + "."):
+                raise ConfigError(
+                    f"{name}: --set {key}=...: the study sweeps {axis!r} ([sweep]), which "
+                    f"would replace the value you set. Set the sweep instead, e.g. "
+                    f"--set 'sweep.{axis}={{values = [...], unit = \"...\"}}', or remove "
+                    f"the axis with a configuration of your own."
+                )
 
 
 def _parse_toml(text: str, name: str) -> dict:
@@ -801,6 +852,11 @@ def _convert(value, *, name: str, dimension: str, t_c, refs) -> float:
         number, unit = parse_quantity(value, name=name)
     else:
         number, unit = float(value), ""
+    if unit == "Delta0" and "Delta0" in refs and refs["Delta0"] is None:
+        raise ConfigError(
+            f"{name} = {value!r}: Delta0 is zero in the normal state (model.t_qp >= 1); "
+            "give the value in T_c, T_qp or a physical unit."
+        )
     try:
         out = to_internal(
             number, unit, dimension=dimension, name=name, t_c_kelvin=t_c, references=refs
@@ -875,6 +931,15 @@ def references(cfg: Config, point: dict | None = None) -> dict:
     t_qp = _convert(cfg.model.t_qp, name="model.t_qp", dimension="temperature", t_c=t_c, refs={})
     if not t_qp > 0:
         raise ConfigError(f"model.t_qp: must be > 0 [T_c]; got {cfg.model.t_qp!r}.")
+    if t_qp >= 1.0 and not cfg.model.allow_normal_state:
+        at = f" (at the sweep point {point})" if point else ""
+        raise ConfigError(
+            f"model.t_qp = {cfg.model.t_qp!r}{at} is {t_qp:g} T_c: at or above T_c the film is "
+            "in the normal state (Delta = 0), where the gap change and the perturbative "
+            "formula are meaningless and the steady state ends in NaN. Give t_qp < 1 [T_c] "
+            "(e.g. 0.9), or set [model] allow_normal_state = true to run the normal state "
+            "on purpose."
+        )
     tau_in = None
     if cfg.model.tau_in != "none":
         tau_in = _convert(cfg.model.tau_in, name="model.tau_in", dimension="time", t_c=t_c, refs={})
@@ -882,6 +947,89 @@ def references(cfg: Config, point: dict | None = None) -> dict:
             raise ConfigError(f"model.tau_in: must be > 0 (or 'none'); got {cfg.model.tau_in!r}.")
     delta0 = float(kinetics.equilibrium_gap(t_qp, build_grid(cfg)))
     return {"Delta0": delta0 if delta0 > 0 else None, "T_qp": t_qp, "tau_in": tau_in, "t_c": t_c}
+
+
+_INTERNAL_UNIT = {
+    "energy": "T_c", "temperature": "T_c", "time": "hbar/(k_B T_c)", "rate": "k_B T_c/hbar",
+    "coupling": "dimensionless",
+}
+
+
+def _in_relative_units(value: float, dimension: str, refs: dict, field: str) -> str:
+    """`value` [internal] in the relative units a TOML value may carry ("" if none apply)."""
+    if dimension == "energy" and refs.get("Delta0"):
+        return f" = {value / refs['Delta0']:.4g} Delta0"
+    if dimension == "temperature":
+        return f" = {value / refs['T_qp']:.4g} T_qp"
+    if refs.get("tau_in") is None:
+        return ""
+    if dimension == "time":
+        return f" = {value / refs['tau_in']:.4g} tau_in"
+    if dimension in ("coupling", "rate"):
+        return f"; {field} tau_in = {value * refs['tau_in']:.4g}"
+    return ""
+
+
+def _axis_dimension(cfg: Config, key: str) -> str:
+    where, bath, field = _sweep_target(cfg, key)
+    if where == "model":
+        return "temperature" if field == "t_qp" else "time"
+    parts = field.split(".")
+    if parts[0] == "dynamic":
+        return _DYNAMIC_DIMENSIONS[parts[1]]
+    if len(parts) == 2 and parts[1] in _PROFILE_TIMES:
+        return "time"
+    spec = cfg.baths[bath_names(cfg).index(bath)]
+    return number_parameters(bath_class(spec.type))[parts[0]]
+
+
+def unitless_values(cfg: Config) -> list[str]:
+    """One line per parameter the file gives as a plain number (read in internal units),
+    with its value in the relative units the TOML allows, e.g.
+    ``baths.cavity.eta = 0.0155: 0.0155 [dimensionless]; eta tau_in = 15.5``: a plain
+    number meant in the paper's units (eta tau_in) shows up here. Zeros and the
+    dimensionless mode density r_cav (no other unit) are left out."""
+    refs = references(cfg)
+    lines = []
+
+    def add(key: str, value, dimension: str, field: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return
+        if value == 0 or not math.isfinite(value):
+            return
+        plain = key in ("model.t_qp", "model.tau_in")  # T_qp, tau_in are their own units
+        note = "" if plain else _in_relative_units(value, dimension, refs, field)
+        lines.append(f"  {key} = {value!r}: {float(value):.6g} [{_INTERNAL_UNIT[dimension]}]{note}")
+
+    add("model.t_qp", cfg.model.t_qp, "temperature", "t_qp")
+    if cfg.model.tau_in != "none":
+        add("model.tau_in", cfg.model.tau_in, "time", "tau_in")
+    for spec, name in zip(cfg.baths, bath_names(cfg), strict=True):
+        numbers = number_parameters(bath_class(spec.type))
+        for field in numbers:
+            if field not in spec.model_fields_set:
+                continue
+            value = getattr(spec, field)
+            if isinstance(value, BaseModel):  # a profile: the numbers it is given
+                for f in [f for f in type(value).model_fields if f in value.model_fields_set]:
+                    dim = "time" if f in _PROFILE_TIMES else numbers[field]
+                    add(f"baths.{name}.{field}.{f}", getattr(value, f), dim, field)
+            else:
+                add(f"baths.{name}.{field}", value, numbers[field], field)
+        dyn = getattr(spec, "dynamic", None)
+        for field in [] if dyn is None else sorted(dyn.model_fields_set):
+            dimension = _DYNAMIC_DIMENSIONS.get(field)
+            if dimension not in (None, "coupling"):  # r_cav has no other unit
+                add(f"baths.{name}.dynamic.{field}", getattr(dyn, field), dimension, field)
+    for key, axis in cfg.sweep.items():
+        if axis.unit or _axis_dimension(cfg, key) == "coupling" and key.endswith("r_cav"):
+            continue
+        values = axis.points()
+        lines.append(
+            f"  sweep {key}: {len(values)} value(s) from {min(values):.4g} to {max(values):.4g} "
+            f"[{_INTERNAL_UNIT[_axis_dimension(cfg, key)]}] (no unit given: internal units)"
+        )
+    return lines
 
 
 def _tables(spec, cls: type, base_dir: str, name: str, t_c, refs) -> dict:

@@ -1,8 +1,10 @@
-"""The application's own exceptions (both are `kinetics.CavityEliashbergError`s).
+"""The application's own exceptions (all are `kinetics.CavityEliashbergError`s).
 
 - `ConfigError`: a study configuration is malformed or has a value that is not allowed
   (the console script exits with code 2, nothing computed, nothing written);
-- `OutputError`: an output file or folder cannot be written (exit code 2 before any work).
+- `OutputError`: an output file or folder cannot be written (exit code 2 before any work);
+- `ResultFileError`: a file given to ``show``, ``plot`` or ``resume`` is not a result
+  (a folder, a configuration, not netCDF; exit code 2).
 
 A solver's failure is `solvers.SolverError` (exit code 3); its reason travels as data: the
 study dataset's ``<kind>_status`` / ``<kind>_message`` variables.
@@ -19,3 +21,7 @@ class ConfigError(ParameterError):
 
 class OutputError(CavityEliashbergError, OSError):
     """An output file or folder cannot be written."""
+
+
+class ResultFileError(CavityEliashbergError, ValueError):
+    """A file given as a result (``show``, ``plot``, ``resume``) is not one."""

@@ -7,9 +7,16 @@ runs), in this process: the same argument parsing, study, files and exit codes, 
 another interpreter start and JAX import (~5 s each).
 """
 
+import contextlib
+import errno
+import io
 import os
+import shlex
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 import warnings
 
 import numpy as np
@@ -104,3 +111,209 @@ def test_a_config_study_runs_end_to_end(tmp_path, in_process, capsys):
         assert ds.attrs["config_hash"] and "eta" in ds.attrs["config"]
         assert ds.cavity_eta.sel(time=-100.0) == 0 and ds.cavity_eta.isel(time=-1) > 0
     assert (tmp_path / "transient_switch_on_quick.png").stat().st_size > 10_000
+
+
+# ------------------------------------------------------------------ a new user's mistakes
+# (issue 15: no silent nonsense, no tracebacks, nothing lost). The console script runs as a
+# process (python -m cavity_eliashberg); the processes of one test run side by side, since
+# most of each is the interpreter's and JAX's start (~3 s).
+
+TINY = """
+title = "tiny"
+compute = ["perturbative"]
+[model]
+t_qp = 0.9
+tau_in = 1000
+[grid]
+n = 60
+[[baths]]
+type = "multimode_cavity"
+name = "cavity"
+omega0 = "3 Delta0"
+t_cav = "0.5 T_qp"
+eta = "0.0155 / tau_in"
+[output]
+name = "tiny"
+[figure]
+kind = "none"
+"""
+SWEPT = TINY + '[sweep]\n"cavity.omega0" = { values = [2.0, 3.0], unit = "Delta0" }\n'
+_NO_DASK = "raise ImportError(\"No module named 'distributed' (hidden by the test)\")\n"
+
+
+def _env(*extra_path):
+    path = [*map(str, extra_path), *(p for p in sys.path if p)]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+
+
+def _processes(cases, cwd):
+    """Run the console script once per case, side by side; {name: (code, out, err)}."""
+    running = {}
+    for name, (args, env) in cases.items():
+        running[name] = subprocess.Popen(
+            [sys.executable, "-m", "cavity_eliashberg", *args], cwd=cwd, env=env or _env(),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+    out = {}
+    for name, p in running.items():
+        o, e = p.communicate(timeout=300)
+        out[name] = (p.returncode, o, e)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_result(tmp_path_factory):
+    """A small result written by the console script (in this process): eta without a unit."""
+    folder = tmp_path_factory.mktemp("tiny")
+    text = TINY.replace('"0.0155 / tau_in"', "0.0155").replace('kind = "none"', "")
+    (folder / "tiny.toml").write_text(text)
+    err = io.StringIO()
+    out = io.StringIO()
+    shown = warnings.showwarning
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["run", str(folder / "tiny.toml"), "--no-progress", "--output",
+                         str(folder / "out")])
+    finally:
+        warnings.showwarning = shown  # main() replaces it
+    return folder, code, out.getvalue(), err.getvalue()
+
+
+def test_values_without_a_unit_are_printed_in_the_units_the_toml_allows(tiny_result):
+    _, code, out, _ = tiny_result
+    assert code == 0
+    # eta = 0.0155 meant as eta tau_in is visible before the result is trusted
+    assert "baths.cavity.eta = 0.0155: 0.0155 [dimensionless]; eta tau_in = 15.5" in out
+    assert "model.tau_in = 1000: 1000 [hbar/(k_B T_c)]" in out
+
+
+def test_bad_files_and_refused_options_exit_2_without_a_traceback(tiny_result, tmp_path):
+    folder, _, _, _ = tiny_result
+    nc = folder / "out" / "tiny.nc"
+    png = tmp_path / "figure.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))  # a binary file
+    (tmp_path / "tiny.toml").write_text(TINY)
+    (tmp_path / "swept.toml").write_text(SWEPT)
+    (tmp_path / "quick.toml").write_text(SWEPT + '[quick]\n"grid.n" = 60\n')
+    (tmp_path / "normal.toml").write_text(TINY.replace("t_qp = 0.9", "t_qp = 1.2"))
+    (tmp_path / "a_folder").mkdir()
+    blocker = tmp_path / "no_dask"
+    (blocker / "distributed").mkdir(parents=True)
+    (blocker / "distributed" / "__init__.py").write_text(_NO_DASK)
+    o = ["--no-progress", "--output", str(tmp_path / "o")]
+    cases = {
+        "png": (["run", str(png), *o], ["figure.png", "not a text file"]),
+        "netcdf": (["run", str(nc), *o], ["netCDF result", "cavity-eliashberg show"]),
+        "folder": (["run", str(tmp_path / "a_folder"), *o], ["a_folder", "is a folder"]),
+        "show toml": (["show", str(tmp_path / "tiny.toml")], ["not a netCDF result", "run"]),
+        "show binary": (["show", str(png)], ["figure.png", "not a netCDF result"]),
+        "show folder": (["show", str(tmp_path / "a_folder")], ["is a folder"]),
+        "normal state": (["run", str(tmp_path / "normal.toml"), *o],
+                         ["model.t_qp", "normal state", "allow_normal_state"]),
+        "set swept": (["run", str(tmp_path / "swept.toml"), "--set", "cavity.omega0=2.0", *o],
+                      ["cavity.omega0", "sweeps", "sweep.cavity.omega0"]),
+        "quick without [quick]": (["run", str(tmp_path / "tiny.toml"), "--quick", *o],
+                                  ["no [quick] section", "without --quick"]),
+        "no dask": (["run", str(tmp_path / "quick.toml"), "--quick", "--workers", "2", *o],
+                    ["dask", "pip install"]),
+    }
+    env = {name: None for name in cases}
+    env["no dask"] = _env(blocker)
+    done = _processes({k: (args, env[k]) for k, (args, _) in cases.items()}, cwd=tmp_path)
+    for name, (_, words) in cases.items():
+        code, out, err = done[name]
+        assert code == 2, (name, code, err)
+        assert "Traceback" not in err + out, (name, err)
+        lines = [x for x in err.splitlines() if x and not x.startswith("warning")]
+        assert len(lines) == 1 and "error" in lines[0], (name, err)  # one line
+        for w in words:
+            assert w in err, (name, w, err)
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_show_into_a_closed_pipe_is_quiet(tiny_result, tmp_path):
+    folder, _, _, _ = tiny_result
+    nc = folder / "out" / "tiny.nc"
+    # `| head -c 0` exits at once: every write of `show` meets a closed pipe (EPIPE)
+    script = (f"{shlex.quote(sys.executable)} -m cavity_eliashberg show {shlex.quote(str(nc))} "
+              f"2>err.txt | head -c 0; echo ${{PIPESTATUS[0]}} > code.txt")
+    subprocess.run(["bash", "-c", script], cwd=tmp_path, env=_env(), timeout=120, check=True)
+    err = (tmp_path / "err.txt").read_text()
+    assert (tmp_path / "code.txt").read_text().strip() == "0", err
+    assert "Traceback" not in err and "BrokenPipeError" not in err and err == "", err
+
+
+def test_plot_refuses_to_replace_a_figure_without_overwrite(tiny_result, tmp_path, capsys,
+                                                            in_process):
+    folder, _, _, _ = tiny_result
+    nc = folder / "out" / "tiny.nc"
+    png = tmp_path / "p.png"
+    png.write_text("an earlier figure")
+    assert in_process(["plot", str(nc), "--output", str(png)]) == 2
+    err = capsys.readouterr().err
+    assert "p.png exists" in err and "--overwrite" in err and "Traceback" not in err
+    assert png.read_text() == "an earlier figure"
+    assert in_process(["plot", str(nc), "--output", str(png), "--overwrite"]) == 0
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_full_disk_at_write_time_keeps_the_result_elsewhere(tmp_path, monkeypatch, capsys,
+                                                              in_process):
+    import cavity_eliashberg._cli as cli
+
+    real_save = cli.save
+    out = tmp_path / "out"
+
+    def full_disk(ds, path, **kw):  # the output folder's disk is full; /tmp is not
+        if os.path.dirname(os.path.abspath(path)) == str(out):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real_save(ds, path, **kw)
+
+    rescue = tmp_path / "system_tmp"
+    rescue.mkdir()
+    monkeypatch.setattr(cli, "save", full_disk)
+    monkeypatch.setattr(tempfile, "tempdir", str(rescue))
+    (tmp_path / "tiny.toml").write_text(TINY)
+    assert in_process(["run", str(tmp_path / "tiny.toml"), "--no-progress", "--output",
+                       str(out)]) == 3
+    err = capsys.readouterr().err
+    (kept,) = list(rescue.glob("tiny-*.nc"))
+    assert "No space left on device" in err and str(kept) in err and "Traceback" not in err
+    assert not (out / "tiny.nc").exists()
+    with xr.open_dataset(kept) as ds:  # the whole result, readable
+        assert np.isfinite(float(ds.relative_gap_change_exact))
+        assert ds.attrs["title"] == "tiny"
+
+
+def test_ctrl_c_during_a_sweep_then_the_same_command_resumes(tmp_path):
+    # 8 steady points on a coarse grid: ~15 s of work, interrupted once it has started
+    text = SWEPT.replace('compute = ["perturbative"]', 'compute = ["steady"]').replace(
+        "values = [2.0, 3.0]", "values = [2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5]"
+    )
+    (tmp_path / "sweep.toml").write_text(text)
+    args = [sys.executable, "-m", "cavity_eliashberg", "run", "sweep.toml", "--no-progress",
+            "--output", "o"]
+    p = subprocess.Popen(args, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    line = "x"
+    while line and "point(s)" not in line:  # the study has started
+        line = p.stdout.readline()
+    time.sleep(2.0)
+    for _ in range(30):  # Ctrl-C (again if one lands where Python cannot raise it)
+        p.send_signal(signal.SIGINT)
+        try:
+            out, err = p.communicate(timeout=5)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    assert p.returncode == 130, err
+    assert "Traceback" not in err
+    (message,) = [x for x in err.splitlines() if "interrupted" in x]  # one line
+    assert "resume with: cavity-eliashberg run sweep.toml --no-progress --output o" in message
+    again = subprocess.run(args, cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stderr
+    if "kept:" in message:  # finished chunks were kept: the rerun says it resumes from them
+        assert "resuming from an earlier, interrupted run" in again.stdout
+    with xr.open_dataset(tmp_path / "o" / "tiny.nc") as ds:
+        assert list(ds.steady_status.values) == ["success"] * 8
