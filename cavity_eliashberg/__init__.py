@@ -12,5 +12,6 @@ from ._config import build_model as build_model
 from ._config import load_config as load_config
 from ._errors import ConfigError as ConfigError
 from ._errors import OutputError as OutputError
+from ._errors import ResultFileError as ResultFileError
 from ._figures import plot as plot
 from ._study import run_study as run_study
