@@ -26,7 +26,6 @@ import math
 import operator
 import os
 import tomllib
-from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -205,28 +204,6 @@ def config_class() -> type:
     return _config_class(_registry_key())
 
 
-class _FieldDimensions(Mapping):
-    """Bath parameter name -> dimension over every bath class defined now (a live view of
-    the classes' declarations, for labels; use `number_parameters` for one class)."""
-
-    def _table(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for cls in kinetics.bath_types().values():
-            for name, dim in number_parameters(cls).items():
-                out.setdefault(name, dim)
-        return out
-
-    def __getitem__(self, key):
-        return self._table()[key]
-
-    def __iter__(self):
-        return iter(self._table())
-
-    def __len__(self):
-        return len(self._table())
-
-
-_DIMENSIONS: Mapping[str, str] = _FieldDimensions()
 
 # ---------------------------------------------------------------- sections
 

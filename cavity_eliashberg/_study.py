@@ -45,10 +45,9 @@ from solvers import (
 
 from ._analyses import apply_analyses, sweep_options
 from ._config import (
-    _DIMENSIONS,
-    _DYNAMIC_DIMENSIONS,
     Config,
     ConfigError,
+    _axis_dimension,
     _sweep_target,
     _with_unit,
     axis_values,
@@ -56,6 +55,7 @@ from ._config import (
     build_model,
     config_hash,
     dim_name,
+    number_parameters,
     save_times,
     sweep_points,
 )
@@ -137,7 +137,8 @@ def _point_dataset(
 def _profiles(model: kinetics.Model, times, cfg: Config) -> dict:
     """Every time-dependent bath parameter at the save times (for the figures)."""
     out = {}
-    for name, bath in zip(bath_names(cfg), model.baths):
+    for name, bath in zip(bath_names(cfg), model.baths, strict=True):
+        dimensions = number_parameters(type(bath))
         for field, v in bath.parameters().items():
             if isinstance(v, AbstractProfile):
                 values = np.asarray([float(value_at(v, t)) for t in times])
@@ -146,7 +147,7 @@ def _profiles(model: kinetics.Model, times, cfg: Config) -> dict:
                     dims=("time",),
                     attrs={
                         "long_name": f"{name}.{field}(t)",
-                        "units": _UNITS.get(_DIMENSIONS.get(field), "1"),
+                        "units": _UNITS.get(dimensions.get(field), "1"),
                     },
                 )
     return out
@@ -314,12 +315,7 @@ def _label_axis(ds: xr.Dataset, cfg: Config, key: str) -> None:
     dim = dim_name(key)
     ax = cfg.sweep[key]
     ds.coords[dim] = (dim, axis_values(cfg, key))
-    where, _, field = _sweep_target(cfg, key)
-    dimension = _DIMENSIONS.get(field.split(".")[0], "temperature" if field == "t_qp" else "time")
-    if field.startswith("dynamic."):
-        dimension = _DYNAMIC_DIMENSIONS[field.split(".")[1]]
-    if where == "bath" and "." in field and field.split(".")[1] in ("t_on", "t0", "t1", "sigma"):
-        dimension = "time"
+    dimension = _axis_dimension(cfg, key)
     ds.coords[dim].attrs.update(long_name=key, units=ax.unit or _UNITS.get(dimension, "1"))
 
 
