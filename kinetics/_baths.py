@@ -281,10 +281,14 @@ def _check_cavity_threshold(bath, grid, index: int) -> None:
             f"{largest_step:g}: the cavity threshold cannot be resolved. Increase "
             f"Grid.n or lower Grid.xi_max."
         )
-    if w0 < 2 * largest_step:
+    # delta n has its kinks at E = omega0 -+ Delta (docs/physics.md section 6): what must
+    # resolve omega0 is the spacing there, not the coarse cells at xi_max where n ~ 0
+    xi_kink = w0 + 1.8  # Delta <= Delta(T = 0) = 1.764
+    local = float(np.max(grid.spacing[: int(np.searchsorted(grid.xi, xi_kink)) + 1]))
+    if w0 < 2 * local:
         warnings.warn(
-            f"baths[{index}].omega0 = {w0:g} spans fewer than 2 grid cells at high "
-            f"energy (spacing up to {largest_step:g}): kinks at omega0 +- Delta are "
+            f"baths[{index}].omega0 = {w0:g} spans fewer than 2 grid cells near E = omega0 + "
+            f"Delta (spacing {local:g} there): the kinks of delta n at omega0 +- Delta are "
             f"poorly resolved. Increase Grid.n.",
             PhysicsWarning,
             stacklevel=8,

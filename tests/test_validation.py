@@ -144,3 +144,35 @@ def test_zero_photon_temperature_is_the_vacuum():
     i_vac = kinetics.collision(cavity, GRID, n_f, delta)
     assert float(GRID.integrate(i_vac)) < 0.0
     assert float(GRID.integrate(GRID.energies(delta) * i_vac)) < 0.0
+
+
+def _warnings_of(**kw):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kinetics.Model(**kw)
+    return [str(w.message) for w in caught if issubclass(w.category, kinetics.PhysicsWarning)]
+
+
+def test_cavity_resolution_warning_looks_where_the_kinks_are():
+    # fig1a's lowest omega0 = 0.5 Delta_0 on its grid (n = 300): the cells near
+    # E = omega0 + Delta are ~0.04 wide, so the kinks are resolved; only the coarse
+    # cells near xi_max (0.34) are wider than omega0 / 2, where n ~ exp(-30 / 0.9)
+    fine = _warnings_of(t_qp=0.9, tau_in=1e3, grid=kinetics.Grid(n=300),
+                        baths=kinetics.MultimodeCavity(omega0=0.46, t_cav=0.45, eta=1e-5))
+    assert not [m for m in fine if "spans fewer" in m]
+    # a nearly uniform grid with cells of ~0.3 near the gap edge does not resolve 0.46
+    coarse = _warnings_of(t_qp=0.9, tau_in=1e3, grid=kinetics.Grid(n=100, core=30.0),
+                          baths=kinetics.MultimodeCavity(omega0=0.46, t_cav=0.45, eta=1e-5))
+    assert [m for m in coarse if "spans fewer" in m]
+
+
+def test_hot_bath_warning_only_where_absorption_beyond_the_grid_matters():
+    # fig3's hot photons, T_cav = 2 T_qp = 1.8 at xi_max = 30: exp(-30 / 1.8) = 6e-8 is lost
+    def hot(t_cav):
+        return _warnings_of(t_qp=0.9, tau_in=1e3, grid=kinetics.Grid(n=200),
+                            baths=kinetics.MultimodeCavity(omega0=3.0, t_cav=t_cav, eta=1e-5))
+
+    assert not [m for m in hot(1.8) if "beyond the grid" in m]
+    assert [m for m in hot(2.5) if "xi_max >= 37.5" in m]  # exp(-12) = 6e-6 lost
