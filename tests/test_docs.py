@@ -267,3 +267,31 @@ def test_readme_python_block_runs(index, readme_workdir, monkeypatch):
         exec(compile(code, f"README.md:{line}", "exec"), {"__name__": "__readme__"})
     finally:
         plt.close("all")
+
+
+def _seconds(text: str) -> float:
+    m = re.fullmatch(r"~?\s*([\d.]+)\s*(s|min)", text.strip())
+    assert m, f"not a wall time: {text!r}"
+    return float(m.group(1)) * (60.0 if m.group(2) == "min" else 1.0)
+
+
+def test_wall_times_agree_between_the_readme_and_runs_readme():
+    # the gallery's "(..., 35 s)" after `runs/NAME.toml` against runs/README.md's table
+    readme = (ROOT / "README.md").read_text()
+    table = (ROOT / "runs" / "README.md").read_text()
+    stated = {}
+    for name, paren in re.findall(r"`runs/(\w+)\.toml` \(([^)]*)\)", readme):
+        times = re.findall(r"(~?\s*[\d.]+\s*(?:s|min))\b", paren)
+        if times:
+            stated[name] = _seconds(times[0])  # the full run (a --quick time may follow)
+    listed = {
+        name: _seconds(cell)
+        for name, cell in re.findall(r"^\| `(\w+)\.toml` \|.*\| ([^|]+) \|\s*$", table, re.M)
+    }
+    common = sorted(set(stated) & set(listed))
+    assert len(common) >= 6, (stated, listed)
+    for name in common:
+        assert stated[name] == listed[name], (name, stated[name], listed[name])
+    # the Set-up's default study (fig1a) is the same study
+    setup = re.search(r"fig1a\.png`, about (\d+) s", readme)
+    assert setup and float(setup.group(1)) == listed["fig1a"]
