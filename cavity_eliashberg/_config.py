@@ -295,6 +295,15 @@ class ClusterSection(_Strict):
     workers: Annotated[int, Field(ge=1, le=4096)] | None = None
 
 
+class PerturbativeSection(_Strict):
+    """The perturbative curves: cheap, so they may be sampled more finely than the
+    nonlinear points. ``refine = k`` solves them on the figure's x axis (``figure.x`` or the
+    first swept key) with k - 1 extra points in every interval (geometric for a log axis),
+    stored over the dimension ``<x>_fine``; the nonlinear points keep the coarse axis."""
+
+    refine: Annotated[int, Field(ge=1, le=100)] = 1
+
+
 class OutputSection(_Strict):
     folder: str = "output"
     name: str | None = None
@@ -382,6 +391,7 @@ class Config(_Strict):
     # validated against the bath classes defined when a configuration is read
     # (`config_class`; `Config.model_validate` dispatches there)
     baths: list[Any] = []
+    perturbative: PerturbativeSection = PerturbativeSection()
     steady: SteadySection = SteadySection()
     evolve: EvolveSection | None = None
     sweep: dict[str, SweepAxis] = {}
@@ -674,6 +684,11 @@ def _check_semantics(cfg: Config, raw: dict) -> None:
         )
     if cfg.model.tau_in == "none" and not cfg.baths:
         raise ConfigError("model.tau_in = 'none' needs at least one bath ([[baths]]).")
+    if cfg.perturbative.refine > 1 and ("perturbative" not in cfg.compute or not cfg.sweep):
+        raise ConfigError(
+            "perturbative.refine needs compute to include 'perturbative' and a [sweep] (it "
+            "refines the figure's x axis)."
+        )
     if "perturbative" in cfg.compute and cfg.model.tau_in == "none":
         raise ConfigError(
             "compute = 'perturbative' needs a relaxation time: model.tau_in must not be 'none'."
@@ -814,6 +829,26 @@ def _with_unit(v: Value, unit: str) -> Value:
 def dim_name(key: str) -> str:
     """Sweep key -> dimension name: ``"cavity.omega0"`` -> ``"cavity_omega0"``."""
     return key.replace(".", "_")
+
+
+def refined_axis(values, refine: int) -> np.ndarray:
+    """`values` with `refine` - 1 points added in every interval: linear, or geometric when
+    the values are all positive and evenly spaced in their logarithm. Every original value
+    stays, at index k * refine."""
+    values = np.asarray(values, dtype=np.float64)
+    if refine <= 1 or values.size < 2:
+        return values
+    steps = np.diff(np.log(values)) if np.all(values > 0) else None
+    geometric = steps is not None and np.allclose(steps, steps[0], rtol=1e-9)
+    f = np.arange(refine) / refine
+    a, b = values[:-1, None], values[1:, None]
+    inner = a * (b / a) ** f if geometric else a + (b - a) * f
+    return np.concatenate([inner.reshape(-1), values[-1:]])
+
+
+def figure_axis(cfg: Config) -> str:
+    """The sweep key of the figure's x axis: ``figure.x``, else the first swept key."""
+    return cfg.figure.x or next(iter(cfg.sweep))
 
 
 def axis_values(cfg: Config, key: str) -> np.ndarray:

@@ -195,7 +195,15 @@ def _sweep_dims(ds):
     return [
         d for d in ds.dims
         if d not in ("xi", "time", "bath", "process", "omega", "dynamic_bath")
+        and d != ds.attrs.get("figure.fine_x")
     ]
+
+
+def _x_of(ds, name, x):
+    """The x dimension a variable is sampled on: the refined one (``figure.fine_x``, set by
+    ``[perturbative] refine``) where the variable has it, else `x`."""
+    fine = ds.attrs.get("figure.fine_x")
+    return fine if fine is not None and fine in ds[name].dims else x
 
 
 def _curves_y(ds):
@@ -205,13 +213,15 @@ def _curves_y(ds):
 def gap_change_sign_changes(ds: xr.Dataset) -> dict:
     """{(labels of the other swept values): [x of each sign change]} of the main curve."""
     x = ds.attrs.get("figure.x") or _sweep_dims(ds)[0]
-    y = ds[_curves_y(ds)]
-    others = [d for d in y.dims if d != x]
+    name = _curves_y(ds)
+    y = ds[name]
+    xs = _x_of(ds, name, x)
+    others = [d for d in y.dims if d != xs]
     out = {}
     for idx in np.ndindex(*[ds.sizes[d] for d in others]):
         sel = {d: i for d, i in zip(others, idx, strict=True)}
         label = tuple(f"{d} = {float(ds[d][i]):g}" for d, i in sel.items())
-        out[label] = sign_changes(ds[x].values, y.isel(sel).transpose(x).values)
+        out[label] = sign_changes(ds[xs].values, y.isel(sel).transpose(xs).values)
     return out
 
 
@@ -241,14 +251,16 @@ def _gap_change(ds, plt):
                      if "relative_gap_change_exact" in one else None)
             nonlinear = (one.relative_gap_change_nonlinear.values / scale
                          if "relative_gap_change_nonlinear" in one else None)
-            main = exact if exact is not None else nonlinear
-            zeros = sign_changes(xs, main)
+            # the perturbative curves may be sampled finer than the nonlinear dots
+            xe = ds[_x_of(ds, "relative_gap_change_exact", x)].values if exact is not None else xs
+            main, xm = (exact, xe) if exact is not None else (nonlinear, xs)
+            zeros = sign_changes(xm, main)
             if zeros:  # the values go into the legend, not onto the curves
                 label += r"; $\delta\Delta = 0$ at " + ", ".join(f"{z:.3g}" for z in zeros)
             if exact is not None:
-                ax.plot(xs, exact, color=colors[c], label=label)
+                ax.plot(xe, exact, color=colors[c], label=label)
                 ax.plot(
-                    xs, one.relative_gap_change_gl.values / scale, color=colors[c], ls="--", lw=0.9
+                    xe, one.relative_gap_change_gl.values / scale, color=colors[c], ls="--", lw=0.9
                 )
             if nonlinear is not None:
                 ax.plot(xs, nonlinear, "o", color=colors[c], ms=3.5,

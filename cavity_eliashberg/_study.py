@@ -55,7 +55,9 @@ from ._config import (
     build_model,
     config_hash,
     dim_name,
+    figure_axis,
     number_parameters,
+    refined_axis,
     save_times,
     sweep_points,
 )
@@ -218,18 +220,29 @@ def run_study(
             if out[dim_name(key)].attrs["units"] in _UNITS.values()
             else "internal (docs/physics.md section 1)",
         )
+    fine_attrs = {k: v for p in parts for k, v in p.attrs.items() if k.startswith("figure.")}
+    fine = fine_attrs.get("figure.fine_x")
+    if fine is not None:
+        coarse = fine[: -len("_fine")]
+        out.coords[fine].attrs.update(out[coarse].attrs)
+        out.coords[fine].attrs["long_name"] += " (refined for the perturbative curves)"
     if dims:
         out = out.transpose(*dims, ...)
     out = _annotate(out, cfg, raw, models[0], wall, _time.perf_counter() - clock)
+    out.attrs.update(fine_attrs)
     out.attrs.update(solver_attrs)
     if cfg.figure.per_unit_coupling:
         scale = _internal_value(cfg, models[0], cfg.figure.per_unit_coupling)
         out.attrs["figure.coupling_tau_in"] = scale * float(models[0].tau_in)
     if "relative_gap_change_exact" in out:
+        exact = out["relative_gap_change_exact"]
+        if fine is not None:  # the coarse points are every refine-th fine one
+            refine = int(fine_attrs["figure.refine"])
+            exact = exact.isel({fine: slice(None, None, refine)}).rename({fine: coarse})
         nonlinear = out.get("relative_gap_change_nonlinear")
         problems = perturbation_warnings(
-            models[0], out["relative_gap_change_exact"].values,
-            None if nonlinear is None else nonlinear.values,
+            models[0], exact.values,
+            None if nonlinear is None else nonlinear.transpose(*exact.dims).values,
         )
         if problems:  # stored with the result and shown on the terminal
             out.attrs["warnings"] = " | ".join(problems)
@@ -264,6 +277,10 @@ def _swept(kind, cfg, raw, models, t_save, store, scheduler, workers, overwrite,
         config_model, json.dumps(public, sort_keys=True), raw.get("_base_dir", ""), keys
     )
     params = {d: axis_values(cfg, k) for d, (k, _) in keys.items()}
+    fine = None
+    if kind == "perturbative" and cfg.perturbative.refine > 1:
+        fine = dim_name(figure_axis(cfg))
+        params[fine] = refined_axis(params[fine], cfg.perturbative.refine)
     units = {d: (k, u or "internal") for d, (k, u) in keys.items()}
     extra = sweep_options(kind, cfg)
     options = dict(extra.pop("options", {}))
@@ -290,6 +307,10 @@ def _swept(kind, cfg, raw, models, t_save, store, scheduler, workers, overwrite,
     for k, v in ds.attrs.items():
         if k.startswith("sweep."):
             out.attrs[f"{kind}.{k}"] = v
+    if fine is not None:  # the fine axis is its own dimension beside the coarse one
+        out = out.rename({fine: f"{fine}_fine"})
+        out.attrs["figure.fine_x"] = f"{fine}_fine"
+        out.attrs["figure.refine"] = cfg.perturbative.refine
     return out
 
 

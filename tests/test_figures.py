@@ -385,3 +385,39 @@ def test_plot_writes_a_png(tmp_path):
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(FileExistsError):
         figures.plot(_gap_change_ds(), path)
+
+
+# ------------------------------------------------------------------ refined perturbative axis
+
+
+def test_refined_axis_keeps_every_point_and_fills_linear_or_geometric():
+    from cavity_eliashberg._config import refined_axis
+
+    lin = refined_axis([0.5, 0.75, 1.0], 5)
+    np.testing.assert_allclose(lin, np.linspace(0.5, 1.0, 11))
+    geo = refined_axis([1e-4, 1e-2, 1.0], 2)
+    np.testing.assert_allclose(geo, [1e-4, 1e-3, 1e-2, 1e-1, 1.0])
+    assert refined_axis([1.0, 2.0], 1).tolist() == [1.0, 2.0]
+
+
+def test_perturbative_curves_drawn_and_rooted_on_the_refined_axis():
+    # coarse nonlinear dots every 1, perturbative curve every 0.25 ([perturbative] refine = 4)
+    coarse = np.arange(1.0, 5.0)
+    fine = np.linspace(1.0, 4.0, 13)
+    ds = xr.Dataset(
+        {
+            "relative_gap_change_nonlinear": (("x",), coarse**3 - 10.0),
+            "relative_gap_change_exact": (("x_fine",), fine**3 - 10.0),
+            "relative_gap_change_gl": (("x_fine",), fine**3 - 10.0),
+        },
+        coords={"x": ("x", coarse), "x_fine": ("x_fine", fine)},
+        attrs={"figure.kind": "gap_change", "figure.x": "x", "figure.fine_x": "x_fine",
+               "figure.refine": 4},
+    )
+    (zeros,) = figures.gap_change_sign_changes(ds).values()
+    assert zeros == pytest.approx([10.0 ** (1 / 3)], abs=1e-4)
+    fig = figures.figure(ds)
+    (ax,) = fig.axes
+    lengths = sorted(len(ln.get_xdata()) for ln in ax.get_lines() if ln.get_marker() != "|")
+    assert 13 in lengths and 4 in lengths  # the curve on the fine axis, the dots coarse
+    plt.close(fig)
