@@ -21,6 +21,7 @@ import shlex
 import signal
 import sys
 import tempfile
+import threading
 import time
 import warnings
 
@@ -85,6 +86,10 @@ def _summary(ds: xr.Dataset) -> str:
     ):
         x = ds.attrs.get("figure.x") or [d for d in ds.dims if d not in ("xi", "time")][0]
         y = ds.relative_gap_change_exact
+        if ds.attrs.get("figure.fine_x") in y.dims:  # [perturbative] refine: coarse points
+            fine = ds.attrs["figure.fine_x"]
+            y = y.isel({fine: slice(None, None, int(ds.attrs["figure.refine"]))})
+            y = y.rename({fine: x}).assign_coords({x: ds[x].values})
         others = [d for d in y.dims if d != x]
         lines.append(f"delta Delta / Delta_0 (perturbative, exact linear response) against {x}:")
         flat = y.transpose(x, ...).values.reshape(ds.sizes[x], -1)
@@ -118,7 +123,7 @@ def _summary(ds: xr.Dataset) -> str:
             f"evolution to t = {float(ds.time[-1]):g}: delta Delta / Delta_0 from "
             f"{np.nanmin(r):+.4e} to {np.nanmax(r):+.4e}, final {final}"
         )
-    lines += _analysis_lines(ds)
+    lines += [line.strip() for line in _analysis_lines(ds)]
     for kind, (bad, reason) in _failures(ds).items():
         lines.append(f"WARNING: {bad} {kind} point(s) failed; first reason: {reason}")
     return "\n".join(lines)
@@ -131,21 +136,61 @@ _ANALYSIS_RESULTS = (
     "slowest_time_ratio",
     "decay_time_static",
     "decay_time",
-    "rothwarf_taylor_time",
-    "rothwarf_taylor_slope_ratio",
+    "pair_breaking_time",
 )
+_HBAR_OVER_K_B = 1.054571817e-34 / 1.380649e-23  # K s: hbar / (k_B T_c) = this / T_c
+
+
+def _units(da_or_unit) -> str:
+    """' [unit]' of a variable or unit string; nothing for a dimensionless one ('1', '')."""
+    unit = da_or_unit if isinstance(da_or_unit, str) else da_or_unit.attrs.get("units", "")
+    unit = str(unit or "").strip()
+    return "" if unit in ("", "1") else f" [{unit}]"
+
+
+def _values(values, fmt: str = "{:.4g}", most: int = 12) -> str:
+    """'a, b, c' (at most `most` values, then '..., last (N values)')."""
+    v = [fmt.format(x) for x in np.ravel(values)]
+    if len(v) <= most:
+        return ", ".join(v)
+    return ", ".join(v[: most - 2]) + f", ..., {v[-1]} ({len(v)} values)"
+
+
+def _seconds(ds: xr.Dataset, value: float) -> str:
+    """' (= 70.8 us)' for a time in hbar/(k_B T_c) when the study gave T_c in kelvin."""
+    try:
+        t_c = float(str(ds.attrs.get("model.t_c", "")).split()[0])
+    except (ValueError, IndexError):
+        return ""
+    s = value * _HBAR_OVER_K_B / t_c
+    if not np.isfinite(s) or s <= 0:
+        return ""
+    for scale, name in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns"), (1e-12, "ps")):
+        if s >= scale:
+            return f"{s / scale:.3g} {name}"
+    return f"{s:.3g} s"
 
 
 def _analysis_lines(ds: xr.Dataset) -> list[str]:
-    """The analyses' results (cavity_eliashberg._analyses), one line each."""
-    names = [v for v in _ANALYSIS_RESULTS if v in ds and "time" not in ds[v].dims]
-    names += [v for v in ds.data_vars if ds[v].attrs.get("analysis") == "crossing"]
+    """The analyses' results (cavity_eliashberg._analyses), one line each, with units
+    (and times in seconds when the study gave T_c in kelvin)."""
+    names = [v for v in _ANALYSIS_RESULTS if v in ds]
+    names += [v for v in ds.data_vars if str(v).startswith("rothwarf_taylor_")]
+    names += [v for v in ds.data_vars
+              if ds[v].attrs.get("analysis") == "crossing" or str(v).startswith("crossing")]
     lines = []
-    for name in names:
+    for name in dict.fromkeys(names):
         da = ds[name]
-        values = ", ".join(f"{v:.4g}" for v in np.ravel(da.values)[:12])
+        if "time" in da.dims or da.dtype.kind not in "fiu":
+            continue
+        values = np.ravel(da.values)
         over = f" over {', '.join(da.dims)}" if da.dims else ""
-        lines.append(f"{name}{over}: {values} [{da.attrs.get('units', '')}]")
+        line = f"  {name}{_units(da)}{over}: {_values(values)}"
+        if str(da.attrs.get("units", "")).replace(" ", "") == "hbar/(k_BT_c)":
+            secs = [_seconds(ds, float(x)) for x in values[:12]]
+            if all(secs):
+                line += f" (= {', '.join(secs)} at T_c = {ds.attrs['model.t_c']})"
+        lines.append(line)
     return lines
 
 
@@ -259,19 +304,24 @@ def _execute(cfg, raw, nc, png, args) -> int:
     if earlier and not args.overwrite:
         print(f"resuming from an earlier, interrupted run: {'; '.join(earlier)} (not computed "
               "again; pass --overwrite to start afresh)")
+    work = dict(progress=not args.no_progress, checkpoint=checkpoint, store=store,
+                scheduler=scheduler, workers=workers, overwrite=bool(args.overwrite))
     try:
-        ds = run_study(cfg, raw, progress=not args.no_progress, checkpoint=checkpoint, store=store,
-                       scheduler=scheduler, workers=workers, overwrite=bool(args.overwrite))
+        if getattr(args, "process", False):  # the console script: Ctrl-C reaches it at once
+            ds = _in_worker_thread(run_study, cfg, raw, **work)
+        else:  # main() called from Python: the work stays in the caller's thread
+            ds = run_study(cfg, raw, **work)
     except Interrupted as err:
         print(f"cavity-eliashberg: {err}", file=sys.stderr)
         return 130 if err.signal_name == "SIGINT" else 143
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Terminated) as err:
         _ignore_further_interrupts(args)
         kept = _earlier_work(checkpoint, store, cfg.compute)
         where = f"kept: {'; '.join(kept)}" if kept else "no point had finished"
-        print(f"cavity-eliashberg: interrupted (Ctrl-C); {where}; resume with: "
+        how = "stopped by SIGTERM" if isinstance(err, _Terminated) else "interrupted (Ctrl-C)"
+        print(f"cavity-eliashberg: {how}; {where}; resume with: "
               f"{_same_command(args)}", file=sys.stderr)
-        return 130
+        return 143 if isinstance(err, _Terminated) else 130
     ds.attrs["wall_time_s"] = time.perf_counter() - clock
     try:
         save(ds, nc, overwrite=args.overwrite)
@@ -302,6 +352,43 @@ def _execute(cfg, raw, nc, png, args) -> int:
     return 0
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived while the console script waited for its worker thread."""
+
+
+def _in_worker_thread(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` in a daemon worker thread while this (the main) thread waits
+    in short steps, so that Ctrl-C (KeyboardInterrupt) and SIGTERM (`_Terminated`) reach
+    the main thread within a fraction of a second even while the worker sits in one long
+    compiled XLA call, which no signal interrupts. The caller then exits the process
+    (``os._exit``), leaving the daemon worker behind; what it finished is on disk already
+    (sweep chunks and evolve checkpoints are written atomically). An exception raised by
+    `fn` is raised again here, unchanged. evolve's own signal handler (a checkpoint,
+    then a stop) works in the main thread only and stands aside in the worker."""
+    box = {}
+
+    def target():
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as err:  # noqa: BLE001 - handed to the main thread as it is
+            box["error"] = err
+
+    def terminate(signum, frame):
+        raise _Terminated
+
+    worker = threading.Thread(target=target, name="cavity-eliashberg-work", daemon=True)
+    old = signal.signal(signal.SIGTERM, terminate)
+    try:
+        worker.start()
+        while worker.is_alive():
+            worker.join(timeout=0.2)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def _earlier_work(checkpoint: str, store: str, kinds) -> list[str]:
     """What an interrupted run left to resume from: the evolution's checkpoint, the
     finished chunks of each sweep (``<store>.<kind>.nc.parts``) or a finished sweep."""
@@ -321,6 +408,7 @@ def _ignore_further_interrupts(args) -> None:
     """In the console script, a second Ctrl-C must not cut the message short."""
     if getattr(args, "process", False):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _same_command(args) -> str:
@@ -351,13 +439,192 @@ def _keep_unsaved(ds: xr.Dataset, nc: str, err: Exception) -> int:
     return 3
 
 
+_NOT_SWEPT = ("xi", "time", "omega", "bath", "process", "dynamic_bath", "state_index")
+_GAP_CHANGES = {
+    "relative_gap_change_exact": "perturbative (exact linear response)",
+    "relative_gap_change_nonlinear": "nonlinear steady state",
+    "relative_gap_change": "",
+}
+
+
+def _sweep_axes(ds: xr.Dataset) -> list[str]:
+    """The study's swept dimensions, in the order of its [sweep] table."""
+    named = [k.strip().replace(".", "_") for k in str(ds.attrs.get("sweep", "")).split(",")]
+    axes = [d for d in named if d in ds.dims]
+    return axes + [d for d in ds.dims if d not in axes and d not in _NOT_SWEPT]
+
+
+def _at(ds: xr.Dataset, da: xr.DataArray, flat: int) -> str:
+    """'dim = value unit, ...' of the flat index `flat` of `da`."""
+    idx = np.unravel_index(flat, da.shape)
+    parts = []
+    for d, i in zip(da.dims, idx, strict=True):
+        unit = _units(ds[d]).strip(" []") if d in ds.coords else ""
+        value = float(ds[d][i]) if d in ds.coords else i
+        parts.append(f"{d} = {value:.6g}{' ' + unit if unit else ''}")
+    return ", ".join(parts)
+
+
+def _axis_line(ds: xr.Dataset, d: str) -> str:
+    x = np.asarray(ds[d].values, float) if d in ds.coords else np.arange(ds.sizes[d], dtype=float)
+    text = f"  {d}{_units(ds[d]) if d in ds.coords else ''}: {_values(x, '{:.6g}', 8)}"
+    if x.size <= 8:
+        text += f" ({x.size} value{'s' if x.size != 1 else ''})"
+    if x.size >= 3 and np.all(x > 0):
+        ratio = x[1:] / x[:-1]
+        if np.allclose(ratio, ratio[0], rtol=1e-6) and not np.isclose(ratio[0], 1.0):
+            text += f", log-spaced (x{ratio[0]:.4g} per step)"
+        elif np.allclose(np.diff(x), x[1] - x[0], rtol=1e-6):
+            text += f", step {x[1] - x[0]:.6g}"
+    return text
+
+
+def _peak_lines(ds: xr.Dataset) -> list[str]:
+    lines = []
+    for name, label in _GAP_CHANGES.items():
+        if name not in ds or ds[name].dtype.kind not in "fiu" or "xi" in ds[name].dims:
+            continue
+        da = ds[name]
+        v = np.asarray(da.values, float)
+        what = f"peak delta Delta / Delta_0 (largest |.|){', ' + label if label else ''}"
+        if not np.isfinite(v).any():
+            lines.append(f"  {what}: no finite value")
+            continue
+        k = int(np.nanargmax(np.abs(v)))
+        where = _at(ds, da, k)
+        lines.append(f"  {what}: {v.flat[k]:+.4g}"
+                     + (f" at {where}" if where else ""))
+        if "time" in da.dims and da.ndim == 1:
+            lines.append(f"  final delta Delta / Delta_0 (t = {float(ds.time[-1]):.6g}"
+                         f"{_units(ds.time).strip(' []') and ' ' + _units(ds.time).strip(' []')}): "
+                         f"{float(da[-1]):+.4g}")
+    return lines
+
+
+def _sign_change_lines(ds: xr.Dataset) -> list[str]:
+    if not any(v in ds for v in ("relative_gap_change_exact", "relative_gap_change_nonlinear")):
+        return []
+    x = ds.attrs.get("figure.x") or (_sweep_axes(ds) or [None])[0]
+    y = ds.get("relative_gap_change_exact", ds.get("relative_gap_change_nonlinear"))
+    if x not in ds.dims or x not in y.dims or ds.sizes[x] < 2 or "time" in y.dims:
+        return []
+    try:
+        found = gap_change_sign_changes(ds)
+    except Exception as err:  # noqa: BLE001 - a summary must not fail on one number
+        return [f"  sign changes: not found ({type(err).__name__}: {err})"]
+    which = "perturbative" if y.name == "relative_gap_change_exact" else "nonlinear"
+    head = f"  sign changes of delta Delta / Delta_0 ({which}, root find) along {x}{_units(ds[x])}"
+    if list(found) == [()]:
+        return [f"{head}: {_values(found[()], '{:.6g}') or 'none'}"]
+    lines = [f"{head}:"]
+    for label, zs in list(found.items())[:12]:
+        lines.append(f"    {', '.join(label)}: {_values(zs, '{:.6g}') or 'none'}")
+    if len(found) > 12:
+        lines.append(f"    ... ({len(found) - 12} more curves)")
+    return lines
+
+
+def _ten_percent_lines(ds: xr.Dataset, level: float = 0.1) -> list[str]:
+    """perturbation_check: where nonlinear and perturbative first differ by `level`
+    (relative to the perturbative value), interpolated linearly in log x and log of the
+    relative difference (a straight line on the figure's log-log axes)."""
+    if ds.attrs.get("figure.kind") != "coupling" or not all(
+        v in ds for v in ("relative_gap_change_exact", "relative_gap_change_nonlinear")
+    ):
+        return []
+    x = ds.attrs.get("figure.x") or _sweep_axes(ds)[0]
+    pert = ds.relative_gap_change_exact
+    rel = abs(ds.relative_gap_change_nonlinear - pert) / abs(pert)
+    unit = _units(ds[x]).strip(" []")
+    unit = f" {unit}" if unit else ""
+    xs = np.asarray(ds[x].values, float)
+    others = [d for d in rel.dims if d != x]
+    lines = []
+    for idx in np.ndindex(*[ds.sizes[d] for d in others]):
+        sel = dict(zip(others, idx, strict=True))
+        r = np.asarray(rel.isel(sel).transpose(x).values, float)
+        label = ", ".join(f"{d} = {float(ds[d][i]):g}" for d, i in sel.items())
+        label = f" ({label})" if label else ""
+        lines.append(f"  |nonlinear - perturbative| / |perturbative|{label}: "
+                     + _values(100 * r, "{:.3g} %"))
+        above = np.flatnonzero(r >= level)
+        if above.size == 0:
+            lines.append(f"  within {100 * level:g} % up to {x} = {xs[-1]:.6g}{unit}")
+            continue
+        k = int(above[0])
+        if k == 0:
+            lines.append(f"  off by {100 * level:g} % or more already at the smallest "
+                         f"{x} = {xs[0]:.6g}{unit}")
+            continue
+        a, b = xs[k - 1], xs[k]
+        if r[k - 1] > 0 and a > 0 and b > 0:
+            f = (np.log(level) - np.log(r[k - 1])) / (np.log(r[k]) - np.log(r[k - 1]))
+            z = float(np.exp(np.log(a) + f * (np.log(b) - np.log(a))))
+        else:
+            z = float(a + (level - r[k - 1]) / (r[k] - r[k - 1]) * (b - a))
+        lines.append(f"  nonlinear and perturbative first differ by {100 * level:g} % at "
+                     f"{x} = {z:.4g}{unit} (log-log interpolation between {a:.4g} and {b:.4g})")
+    return lines
+
+
+def _warning_lines(ds: xr.Dataset) -> list[str]:
+    stored = [w.strip() for w in str(ds.attrs.get("warnings", "")).split(" | ") if w.strip()]
+    for name in ds.data_vars:  # per-point warnings of a sweep (solvers.sweep)
+        if str(name).endswith("warnings") and ds[name].dtype.kind in "OUS":
+            for text in np.asarray(ds[name].values).reshape(-1).astype(str):
+                stored += [w.strip() for w in text.split(" | ") if w.strip()]
+    lines = [f"  - {w}" for w in dict.fromkeys(stored)]
+    for kind, (bad, reason) in _failures(ds).items():
+        total = int(np.asarray(ds[f"{kind}_status"].values).size)
+        lines.append(f"  - {bad} of {total} {kind} point(s) failed; first reason: {reason}")
+    return ["warnings stored with the result:", *lines] if lines else [
+        "warnings stored with the result: none"]
+
+
+def _show_results(ds: xr.Dataset) -> list[str]:
+    """The first screen of `show`: axes, key numbers, analyses, warnings."""
+    a = ds.attrs
+    points = int(np.prod([ds.sizes[d] for d in _sweep_axes(ds)]))
+    wall = a.get("wall_time_s")
+    compute = ", ".join(str(a.get("compute", "?")).split(","))
+    lines = [f"computed: {compute}; {points} point(s)"
+             + (f"; wall time {float(wall):.1f} s" if wall is not None else "")]
+    axes = _sweep_axes(ds)
+    lines += ["sweep axes:", *(_axis_line(ds, d) for d in axes)] if axes else [
+        "sweep axes: none (one point)"]
+    key = _peak_lines(ds) + _sign_change_lines(ds) + _ten_percent_lines(ds)
+    if key:
+        lines += ["key numbers:", *key]
+    analyses = _analysis_lines(ds)
+    if analyses:
+        lines += ["fitted and slowest times (the study's analyses):", *analyses]
+    return lines + _warning_lines(ds)
+
+
 def _show(args) -> int:
     ds = _load_result(args.file)
     a = ds.attrs
     print(f"{args.file}: {a.get('title', '')}")
+    print("\n".join(_show_results(ds)))
+    print("variables:")
+    for name in ds.data_vars:
+        da = ds[name]
+        if da.dtype.kind in "OUS":
+            values = np.asarray(da.values).reshape(-1).astype(str)
+            counts = [f"{v} x{int(np.sum(values == v))}" for v in dict.fromkeys(values) if v]
+            if counts:
+                print(f"  {name}: " + ", ".join(counts))
+        elif da.ndim == 0:
+            print(f"  {name} = {float(da):.6g}{_units(da)}")
+        elif da.dims == ("time",):
+            print(f"  {name} = {float(da[0]):.6g} -> {float(da[-1]):.6g} over the run{_units(da)}")
+        elif "xi" not in da.dims:
+            v = da.values
+            print(f"  {name} ({', '.join(da.dims)}): from {np.nanmin(v):.4g} to "
+                  f"{np.nanmax(v):.4g}{_units(da)}")
     groups = {"model": [], "baths": [], "solver": [], "version": [], "other": []}
     for k, v in a.items():
-        if k == "config":
+        if k in ("config", "warnings"):
             continue
         group = "solver" if ".solver." in k else k.split(".")[0]
         groups.get(group, groups["other"]).append(f"  {k} = {v}")
@@ -365,24 +632,6 @@ def _show(args) -> int:
         if groups[name]:
             print(f"{name}:" if name != "other" else "about:")
             print("\n".join(groups[name]))
-    print("results:")
-    for name in ds.data_vars:
-        da = ds[name]
-        if da.dtype.kind in "OUS":
-            values = np.asarray(da.values).reshape(-1)
-            print(
-                f"  {name}: "
-                + ", ".join(f"{v} x{int(np.sum(values == v))}" for v in dict.fromkeys(values) if v)
-            )
-        elif da.ndim == 0:
-            print(f"  {name} = {float(da):.6g} [{da.attrs.get('units', '')}]")
-        elif da.dims == ("time",):
-            units = da.attrs.get("units", "")
-            print(f"  {name} = {float(da[0]):.6g} -> {float(da[-1]):.6g} over the run [{units}]")
-        elif "xi" not in da.dims:
-            v = da.values
-            units = da.attrs.get("units", "")
-            print(f"  {name} {da.dims}: from {np.nanmin(v):.4g} to {np.nanmax(v):.4g} [{units}]")
     if "config" in a:
         print(
             f"config: sha256 {a.get('config_hash', '(not recorded)')} "
