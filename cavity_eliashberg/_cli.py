@@ -451,7 +451,8 @@ def _sweep_axes(ds: xr.Dataset) -> list[str]:
     """The study's swept dimensions, in the order of its [sweep] table."""
     named = [k.strip().replace(".", "_") for k in str(ds.attrs.get("sweep", "")).split(",")]
     axes = [d for d in named if d in ds.dims]
-    return axes + [d for d in ds.dims if d not in axes and d not in _NOT_SWEPT]
+    fine = ds.attrs.get("figure.fine_x")  # [perturbative] refine: the curves' finer x axis
+    return axes + [d for d in ds.dims if d not in axes and d not in _NOT_SWEPT and d != fine]
 
 
 def _at(ds: xr.Dataset, da: xr.DataArray, flat: int) -> str:
@@ -506,6 +507,9 @@ def _sign_change_lines(ds: xr.Dataset) -> list[str]:
         return []
     x = ds.attrs.get("figure.x") or (_sweep_axes(ds) or [None])[0]
     y = ds.get("relative_gap_change_exact", ds.get("relative_gap_change_nonlinear"))
+    fine = ds.attrs.get("figure.fine_x")
+    if fine in y.dims:  # the perturbative curve sampled finer than the sweep
+        x = fine
     if x not in ds.dims or x not in y.dims or ds.sizes[x] < 2 or "time" in y.dims:
         return []
     try:
@@ -534,6 +538,9 @@ def _ten_percent_lines(ds: xr.Dataset, level: float = 0.1) -> list[str]:
         return []
     x = ds.attrs.get("figure.x") or _sweep_axes(ds)[0]
     pert = ds.relative_gap_change_exact
+    fine = ds.attrs.get("figure.fine_x")
+    if fine in pert.dims:  # refined perturbative curve: its values at the nonlinear points
+        pert = pert.interp({fine: ds[x].values}).rename({fine: x}).assign_coords({x: ds[x]})
     rel = abs(ds.relative_gap_change_nonlinear - pert) / abs(pert)
     unit = _units(ds[x]).strip(" []")
     unit = f" {unit}" if unit else ""
@@ -592,6 +599,10 @@ def _show_results(ds: xr.Dataset) -> list[str]:
     axes = _sweep_axes(ds)
     lines += ["sweep axes:", *(_axis_line(ds, d) for d in axes)] if axes else [
         "sweep axes: none (one point)"]
+    fine = a.get("figure.fine_x")
+    if fine in ds.dims:
+        lines.append(f"  (the perturbative curves are sampled finer, over {fine}: "
+                     f"{ds.sizes[fine]} values)")
     key = _peak_lines(ds) + _sign_change_lines(ds) + _ten_percent_lines(ds)
     if key:
         lines += ["key numbers:", *key]

@@ -90,6 +90,17 @@ def test_show_prints_axes_peak_sign_changes_and_warnings_first(show, tmp_path):
     assert "perturbation theory is stretched here" in first
     assert "a second stored warning" in first
     assert "1 of 46 steady point(s) failed" in first and "Newton did not converge" in first
+    # a refined perturbative curve ([perturbative] refine): the root find uses the fine axis
+    fine = np.linspace(0.5, 6.0, 111)
+    yf = (fine - ROOTS[0.0]) * np.exp(-fine / 3.0) * 1e-2
+    refined = ds.drop_vars("relative_gap_change_exact").assign(
+        relative_gap_change_exact=(("cavity_omega0_fine",), yf, {"units": "1"})
+    ).assign_coords(cavity_omega0_fine=("cavity_omega0_fine", fine, {"units": "Delta0"}))
+    refined.attrs["figure.fine_x"] = "cavity_omega0_fine"
+    text = show(refined, tmp_path / "fine.nc")
+    assert "sampled finer, over cavity_omega0_fine: 111 values" in text
+    (line,) = [x for x in text.splitlines() if "sign changes" in x]
+    assert abs(float(line.split(":")[1]) - ROOTS[0.0]) < 1e-4, line
     # dimensionless variables carry no empty brackets
     assert "[]" not in out
     assert re.search(r"drive_power \(cavity_omega0, cavity_t_cav\): from 1 to 1\n", out)
