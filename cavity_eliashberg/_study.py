@@ -240,8 +240,9 @@ def run_study(
             refine = int(fine_attrs["figure.refine"])
             exact = exact.isel({fine: slice(None, None, refine)}).rename({fine: coarse})
         nonlinear = out.get("relative_gap_change_nonlinear")
+        exact = exact.transpose(*dims) if dims else exact  # the order of `models`
         problems = perturbation_warnings(
-            models[0], exact.values,
+            models, exact.values,
             None if nonlinear is None else nonlinear.transpose(*exact.dims).values,
         )
         if problems:  # stored with the result and shown on the terminal

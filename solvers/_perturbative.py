@@ -66,27 +66,30 @@ def coupling_text(model: Model) -> str:
     return text + " (the paper's Fig. 1 has eta tau_in = 0.0155)"
 
 
-def perturbation_warnings(model: Model, relative_change, nonlinear=None) -> list[str]:
+def perturbation_warnings(model, relative_change, nonlinear=None) -> list[str]:
     """Why a perturbative delta Delta / Delta_0 (or a nonlinear one beside it) should not be
     trusted as perturbation theory, as messages ([] when it can be).
 
+    - `model`: the Model, or one Model per point (a sequence in the order of the flattened
+      values): each message names the coupling of its worst point.
     - `relative_change`: perturbative delta Delta / Delta_0 (scalar or array over points).
     - `nonlinear`: the nonlinear steady state's, same shape, or None; compared with the
       perturbative value relative to the larger of its own size and half the largest one.
     """
-    p = np.atleast_1d(np.asarray(relative_change, dtype=np.float64))
+    p = np.atleast_1d(np.asarray(relative_change, dtype=np.float64)).reshape(-1)
+    models = [model] * p.size if isinstance(model, Model) else list(model)
     out = []
     big = np.abs(p) > MAGNITUDE_LIMIT
     if np.any(big):
-        worst = float(p[big][np.argmax(np.abs(p[big]))])
+        k = int(np.nanargmax(np.where(big, np.abs(p), -np.inf)))
         out.append(
-            f"perturbation theory has failed: |delta Delta / Delta_0| = {abs(worst):.3g} "
+            f"perturbation theory has failed: |delta Delta / Delta_0| = {abs(p[k]):.3g} "
             f"({int(big.sum())} of {p.size} point(s) above {MAGNITUDE_LIMIT:.0%}); it is linear "
-            f"in the coupling, which is {coupling_text(model)}. Was the coupling meant per "
-            f"relaxation time (e.g. eta = \"0.0155 / tau_in\")?"
+            f"in the coupling, which is {coupling_text(models[k])} there. Was the coupling "
+            f"meant per relaxation time (e.g. eta = \"0.0155 / tau_in\")?"
         )
     if nonlinear is not None:
-        q = np.atleast_1d(np.asarray(nonlinear, dtype=np.float64))
+        q = np.atleast_1d(np.asarray(nonlinear, dtype=np.float64)).reshape(-1)
         # relative to the size of the effect: the point's own value, but not less than half
         # the largest along the sweep. Near a sign change the first-order term vanishes while
         # the second-order one does not, so the ratio to the point's own value says nothing
@@ -98,11 +101,12 @@ def perturbation_warnings(model: Model, relative_change, nonlinear=None) -> list
             rel = np.abs(q - p) / scale
         off = np.isfinite(rel) & (rel > RELATIVE_LIMIT) & (scale > 1e-12)
         if np.any(off):
+            k = int(np.nanargmax(np.where(off, rel, -np.inf)))
             out.append(
                 f"the nonlinear steady state differs from perturbation theory by up to "
-                f"{float(np.max(rel[off])):.0%} ({int(off.sum())} of {p.size} point(s) beyond "
+                f"{rel[k]:.0%} ({int(off.sum())} of {p.size} point(s) beyond "
                 f"{RELATIVE_LIMIT:.0%}): perturbation theory has failed at "
-                f"{coupling_text(model)}."
+                f"{coupling_text(models[k])}."
             )
     return out
 
