@@ -51,6 +51,8 @@ _PRETTY = {
     "T_qp": r"$T_{qp}$",
     "/tau_in": r"$\tau_{in}^{-1}$",
     "k_B T_c": r"$k_BT_c$",
+    "hbar/(k_B T_c)": r"$\hbar/k_BT_c$",
+    "hbar / (k_B T_c)": r"$\hbar/k_BT_c$",
     "1": "",
     "T_c": r"$T_c$",
     "tau_b": r"$\tau_{esc}$",
@@ -72,6 +74,8 @@ def _label(ds: xr.Dataset, dim: str) -> str:
     field = key.split(".")[-1]
     unit = str(ds[dim].attrs.get("units", "") or "").strip()
     name = _PRETTY.get(field, key)
+    if field == "tau_b" and "phonon" not in key:  # a cavity's escape time is its lifetime
+        name = r"$\tau_{cav}$"
     if unit == "/tau_in":
         return name + r"$\,\tau_{in}$"
     if unit in ("Delta0", "T_qp", "T_c", "omega0", "omega_d", "tau0_ph", "tau0"):
@@ -747,6 +751,10 @@ def _dynamic_gap_change(ds, plt):
             if isinstance(temp, float) and temp > 0:
                 b.semilogy(om, 1.0 / np.expm1(om / temp), style, lw=1, label=name)
         b.set_ylim(1e-8, 1)
+        shown = np.asarray(occ.values)[pick]
+        visible = om[np.any(shown > 1e-8, axis=0)] if shown.size else om
+        if visible.size:  # the spectra fall below the axis long before the last node
+            b.set_xlim(om[0] - 0.05 * (visible[-1] - om[0]), visible[-1] * 1.15)
         b.set_xlabel(r"$\Omega$ [$k_BT_c$]")
         b.set_ylabel(r"boson occupation $N(\Omega)$")
         b.set_title(f"{curve} = {float(one[curve]):.2g}" if curve else "", fontsize=9)
