@@ -421,3 +421,22 @@ def test_perturbative_curves_drawn_and_rooted_on_the_refined_axis():
     lengths = sorted(len(ln.get_xdata()) for ln in ax.get_lines() if ln.get_marker() != "|")
     assert 13 in lengths and 4 in lengths  # the curve on the fine axis, the dots coarse
     plt.close(fig)
+
+
+def test_plot_draws_a_python_api_result_of_a_dynamic_model(tmp_path):
+    # `cavity-eliashberg plot` on a single solver's dataset with dynamic bosons (once:
+    # "ValueError: cannot rename 'delta_n'" on the dynamic studies' outputs)
+    import kinetics
+    import solvers
+    from cavity_eliashberg import main
+
+    bath = kinetics.MultimodeCavity(
+        omega0=2.8, t_cav=0.45, eta=1.55e-5,
+        dynamic=kinetics.DynamicBosons(tau_b=1e3, r_cav=1e-3, n_omega=16),
+    )
+    model = kinetics.Model(t_qp=0.9, tau_in=1000.0, baths=bath, grid=kinetics.Grid(n=40))
+    nc = tmp_path / "dynamic_steady.nc"
+    solvers.save(solvers.steady_state(model), nc)
+    png = tmp_path / "dynamic_steady.png"
+    assert main(["plot", str(nc), "--output", str(png)]) == 0
+    assert png.stat().st_size > 10_000
