@@ -684,10 +684,10 @@ def _check_semantics(cfg: Config, raw: dict) -> None:
         )
     if cfg.model.tau_in == "none" and not cfg.baths:
         raise ConfigError("model.tau_in = 'none' needs at least one bath ([[baths]]).")
-    if cfg.perturbative.refine > 1 and ("perturbative" not in cfg.compute or not cfg.sweep):
+    if cfg.perturbative.refine > 1 and "perturbative" in cfg.compute and not cfg.sweep:
         raise ConfigError(
-            "perturbative.refine needs compute to include 'perturbative' and a [sweep] (it "
-            "refines the figure's x axis)."
+            "perturbative.refine needs a [sweep]: it refines the figure's x axis (without "
+            "'perturbative' in compute it has no effect)."
         )
     if "perturbative" in cfg.compute and cfg.model.tau_in == "none":
         raise ConfigError(

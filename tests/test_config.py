@@ -206,6 +206,7 @@ def test_multimode_cold_photons_suppress_low_enhance_high_one_sign_change():
         (ROOT / "runs" / "fig1a.toml").read_text(),
         **{
             "compute": ["perturbative"],
+            "perturbative.refine": 1,  # on the axis given here
             "grid.n": 150,
             "sweep.cavity.omega0": {"start": 0.75, "stop": 6.0, "num": 22, "unit": "Delta0"},
             "sweep.cavity.t_cav": {"values": [0.0, 0.5, 0.75], "unit": "T_qp"},
@@ -225,6 +226,7 @@ def test_narrow_single_mode_line_hot_and_cold_photons():
         (ROOT / "runs" / "fig3.toml").read_text(),
         **{
             "compute": ["perturbative"],
+            "perturbative.refine": 1,  # on the axis given here
             "grid.n": 150,
             "sweep.cavity.omega0": {"values": [1.0, 1.5, 3.0, 4.0], "unit": "Delta0"},
             "sweep.cavity.kappa": {"values": [0.1], "unit": "omega0"},
