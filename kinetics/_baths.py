@@ -665,6 +665,11 @@ class ClassicalDrive(AbstractBath):
                 stacklevel=7,
             )
 
+    def occupation_scales(self, t):
+        """(stimulated scale, spontaneous terms?) of the operator: a classical field has
+        stimulated processes only, at the rate `power` carried by ``line_nodes``."""
+        return None, False
+
     def line_nodes(self, t):
         """Quadrature of the line: (centres [T_c], weights summing to P), shape (m,).
 

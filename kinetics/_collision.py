@@ -64,8 +64,9 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from ._baths import AbstractBath, AbstractBosonBath, ClassicalDrive
+from ._baths import AbstractBath, AbstractBosonBath
 from ._gap import thermal_distribution
 from ._grid import Grid
 
@@ -531,19 +532,27 @@ class _ThermalBilinear(Bilinear):
 
 
 class _DriveBilinear(Bilinear):
-    """A classical drive's operator: at most 4 (scattering) + 2 (pair) hat weights per
-    row and line node, so ``apply`` works on the O(N) entries (scatter-adds) instead of
-    N x N matrices; the matrices (for the Jacobian, tests, process rates) are built
-    on access.
+    """A line drive's operator (``ClassicalDrive``, ``ReadoutDrive``) from its Galerkin
+    event weights (``_drive_entries``): O(N x line nodes) entries, so ``apply`` works
+    with scatter-adds instead of N x N matrices; the matrices (Jacobian, tests,
+    process rates) are built on access.
 
-    With M the row-wise deposits (entries (r, c, v)) and w the quadrature weights,
-    the operator's matrix is m = (w M + (w M)^T) / (2 w) (one rate per event), so
+    The entries (r, c, v) hold v = 2 S_rc / w_r for events with lower state r and
+    upper state c (w the grid's quadrature weights; S of ``_drive_entries``). With M
+    the matrix of the entries, the stimulated operator's matrix is
+    m = (w M + (w M)^T) / (2 w) = (S + S^T) / w: one rate per event, w_i m_ij
+    symmetric, and
         sum_j m_ij g(n_i, n_j) = 1/2 sum_{r = i} v g(n_i, n_c)
                                + 1/2 sum_{c = i} (w_r / w_i) v g(n_i, n_r).
+
+    `nbar` scales the stimulated part (None: 1, a classical drive); `spontaneous`
+    adds the readout drive's spontaneous emission (upper -> lower, rate S n_c (1 - n_r)
+    per event) and recombination into photons (-n n' on the pair weights).
     """
 
-    def __init__(self, grid, scat, pair):
+    def __init__(self, grid, scat, pair, nbar=None, spontaneous=False):
         self.grid, self.scat, self.pair = grid, scat, pair
+        self.nbar, self.spontaneous = nbar, spontaneous
         self.diag = None
         self.w = jnp.asarray(grid.weights)
 
@@ -554,48 +563,82 @@ class _DriveBilinear(Bilinear):
         other = jnp.zeros((nn,)).at[c].add(self.w[r] * v * g(n[c], n[r])) / self.w
         return 0.5 * (own + other)
 
+    def _stimulated_scale(self):
+        return 1.0 if self.nbar is None else self.nbar
+
     def apply(self, n):
-        # stimulated only: scattering (n' - n), pair (1 - n - n')
+        # stimulated: scattering (n' - n), pair (1 - n - n')
         out = jnp.zeros_like(n)
         if self.scat is not None:
             out = out + self._half_sums(self.scat, lambda a, b: b - a, n)
         if self.pair is not None:
             out = out + self._half_sums(self.pair, lambda a, b: 1.0 - a - b, n)
+        out = self._stimulated_scale() * out
+        if self.spontaneous:
+            if self.scat is not None:
+                # emission upper c -> lower r: flux v/2 n_c (1 - n_r), gained by r and
+                # lost by c (the transpose of the same event weight: exact number)
+                r, c, v = self.scat
+                flux = 0.5 * v * n[c] * (1.0 - n[r])
+                nn = self.grid.n
+                out = out + jnp.zeros((nn,)).at[r].add(flux)
+                out = out - jnp.zeros((nn,)).at[c].add(self.w[r] * flux) / self.w
+            if self.pair is not None:
+                out = out + self._half_sums(self.pair, lambda a, b: -a * b, n)
         return 2.0 * out
 
-    def _matrix(self, entries):
+    def _raw(self, entries):
+        """S / w row-wise: A_rc = S_rc / w_r = M_rc / 2."""
         nn = self.grid.n
         if entries is None:
             return jnp.zeros((nn, nn))
         r, c, v = entries
-        m = jnp.zeros((nn, nn)).at[r, c].add(v)
+        return jnp.zeros((nn, nn)).at[r, c].add(0.5 * v)
+
+    def _matrix(self, entries):
+        a = self._raw(entries)
         w = self.w[:, None]
-        # one rate per event: w_i M_ij = w_j M_ji. The row-wise delta line puts the
-        # density-of-states singularity E'/xi' (E' -> Delta) on single nodes; sharing
-        # each event's rate between its two ends conserves number exactly and keeps
-        # gap-relevant moments converged (measured: stable to 1-2% from N = 400 to 3200,
-        # while the unsymmetrized form drifts by 20%).
-        return 0.5 * (w * m + (w * m).T) / w
+        # one rate per event: (S + S^T) / w, from A = S / w
+        return a + (w * a).T / w
+
+    def _spontaneous_scattering(self):
+        """(A, A^T w / w): emission gain into the lower row, loss out of the upper row."""
+        a = self._raw(self.scat)
+        w = self.w[:, None]
+        return a, (w * a).T / w
 
     @property
     def ma(self):
-        return self._matrix(self.pair)
+        return self._stimulated_scale() * self._matrix(self.pair)
 
     @property
     def mb(self):
-        return -self._matrix(self.scat) - self._matrix(self.pair)
+        out = -self._stimulated_scale() * (self._matrix(self.scat) + self._matrix(self.pair))
+        if self.spontaneous:
+            out = out - self._spontaneous_scattering()[1]
+        return out
 
     @property
     def mc(self):
-        return self._matrix(self.scat) - self._matrix(self.pair)
+        out = self._stimulated_scale() * (self._matrix(self.scat) - self._matrix(self.pair))
+        if self.spontaneous:
+            out = out + self._spontaneous_scattering()[0]
+        return out
 
     @property
     def md(self):
-        return jnp.zeros((self.grid.n, self.grid.n))
+        nn = self.grid.n
+        if not self.spontaneous:
+            return jnp.zeros((nn, nn))
+        gain, loss = self._spontaneous_scattering()
+        return loss - gain - self._matrix(self.pair)
 
     def jacobian(self, n):
-        """2 (m_s - m_p) - 2 diag(row sums of m_s + m_p), scattered straight from the
-        O(N) entries: m_rc += v / 2 and m_cr += (w_r / w_c) v / 2 (``_matrix``)."""
+        """d I / d n. Stimulated only: 2 (m_s - m_p) - 2 diag(row sums of m_s + m_p),
+        scattered straight from the O(N) entries (m_rc += v / 2, m_cr += (w_r / w_c)
+        v / 2, see ``_matrix``); with spontaneous terms the dense form of ``Bilinear``."""
+        if self.spontaneous:
+            return Bilinear.jacobian(self, n)
         nn = self.grid.n
         jac = jnp.zeros((nn, nn))
         d = jnp.zeros((nn,))
@@ -607,52 +650,148 @@ class _DriveBilinear(Bilinear):
             jac = jac.at[r, c].add(sign * v).at[c, r].add(sign * other)
             d = d.at[r].add(v).at[c].add(other)
         idx = jnp.arange(nn)
-        return jac.at[idx, idx].add(-d)
+        return self._stimulated_scale() * jac.at[idx, idx].add(-d)
 
     @property
     def _processes(self):
+        k = self._stimulated_scale()
         m_s, m_p = self._matrix(self.scat), self._matrix(self.pair)
-        # stimulated only: breaking (1 - n)(1 - n') and recombination n n' at one rate
-        return {"scattering": m_s, "pair_breaking": m_p, "recombination": m_p}
+        if not self.spontaneous:
+            # breaking (1 - n)(1 - n') and recombination n n' at one rate
+            return {"scattering": k * m_s, "pair_breaking": k * m_p, "recombination": k * m_p}
+        # absorption N, emission N + 1 (out of the upper state); breaking N, recombination N + 1
+        return {
+            "scattering": k * m_s + self._spontaneous_scattering()[1],
+            "pair_breaking": k * m_p,
+            "recombination": (k + 1.0) * m_p,
+        }
 
 
-def _drive_bilinear(bath: ClassicalDrive, grid: Grid, delta, t, channels) -> Bilinear:
-    e = grid.energies(delta)
+# Gauss-Legendre points per piece of a lower cell (the integrand is smooth on a piece:
+# 4 points integrate it to ~h^8 relative, far below the O(h^2) of the scheme)
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(4)
+
+
+def _drive_entries(grid: Grid, delta, centres, weights, pair: bool, coupling: str):
+    """Galerkin event weights of delta lines at `centres` [T_c] with `weights` (shape (m,)).
+
+    Up-scattering (pair=False), E' = E + omega, and pair events (pair=True),
+    E + E' = omega with E <= E', both with the LOWER state xi as the variable:
+
+        S_ij = weight * integral dxi hat_i(xi) c(E, E*) (E* / xi*) hat_j(xi*(xi)),
+
+    E* = E + omega or omega - E, xi* = sqrt(E*^2 - Delta^2) (c = c+ for current
+    scattering, c- for the current pair channel). E*/xi* = dxi'/dE' at the upper state is
+    bounded there (xi* >= sqrt(omega^2 + 2 omega Delta) for scattering; for the pair
+    xi* >= sqrt(omega^2/4 - Delta^2), which vanishes only at threshold, where c- E*/xi*
+    ~ sqrt(omega - 2 Delta) -> 0). The integral runs in the grid index s = u / du (hats
+    are linear in s): each lower cell [c, c + 1] is split where s* = s(xi*) crosses an
+    integer (the map s -> s* is monotone with |ds*/ds| <= 1, since the grid spacing
+    grows with xi and xi/E < xi*/E*, so one crossing at most: two pieces per cell),
+    and each piece, which lies in one target cell, gets 4 Gauss-Legendre points.
+    The pair channel's lower range ends at E = omega/2 (the rest is the transpose).
+    Targets beyond the grid end are dropped (both ends of such an event are).
+
+    Returns entries (r, c, v) with v = 2 S_rc / w_r, O(8 N m) of them.
+    """
     nn = grid.n
-    centres, weights = bath.line_nodes(t)
-    centres, weights = centres[:, None], weights[:, None]  # (m, 1): line quadrature nodes
-    rows = jnp.broadcast_to(jnp.arange(nn)[None, :], (centres.shape[0], nn))
-    rho = grid.gap_ratio(delta)[None, :]
+    a_par, du, core = grid._a, grid.du, grid.core
+    w = jnp.asarray(grid.weights)
+    on = weights != 0.0  # (m,): a Gaussian node at Omega <= 0 carries weight 0
+    om_m = jnp.where(on, centres, 1.0)
+    wt = jnp.where(on, weights, 0.0)[:, None, None]
+    d2 = delta * delta
 
-    def deposit(e_star, pair):
-        """Hat weights of the event energy E* for every row and line node, shape (m, N)."""
-        above = e_star > delta
-        xi_star = jnp.sqrt(jnp.where(above, e_star * e_star - delta * delta, 1.0))
-        s = grid.index_of(xi_star)
-        valid = above & (s <= nn - 1)
-        r = rho * delta / jnp.where(above, e_star, 1.0)
-        plus = pair != (bath.coupling == "current")
-        coh = 0.5 * (1.0 + r) if plus else 0.5 * (1.0 - r)
-        dos = jnp.where(above, e_star / jnp.maximum(xi_star, 1e-8), 0.0)  # dxi'/dE'
-        v = jnp.where(valid, weights * coh * dos, 0.0)
-        s = jnp.where(valid, s, 0.0)
-        j0 = jnp.clip(jnp.floor(s).astype(int), 0, nn - 2)
-        f = s - j0
-        return (
-            jnp.concatenate([rows.ravel(), rows.ravel()]),
-            jnp.concatenate([j0.ravel(), (j0 + 1).ravel()]),
-            jnp.concatenate([(v * (1.0 - f)).ravel(), (v * f).ravel()]),
+    def xi_at(s):
+        return core * jnp.sinh(s * du * a_par)
+
+    def line(x):  # omega, broadcast against x of shape (m, ...)
+        return om_m.reshape((-1,) + (1,) * (x.ndim - 1))
+
+    def target(s):
+        """(E, E*, xi*, s*, ok) of the lower state at index s; s* = -1 where E* <= Delta."""
+        om = line(s)
+        xi = xi_at(s)
+        e = jnp.sqrt(xi * xi + d2)
+        e_star = om - e if pair else e + om
+        arg = e_star * e_star - d2
+        ok = arg > 0
+        xi_star = jnp.sqrt(jnp.where(ok, arg, 1.0))
+        return e, e_star, xi_star, jnp.where(ok, grid.index_of(xi_star), -1.0), ok
+
+    def lower_of(k):
+        """Index s of the lower state whose event reaches target node k (-1 if none)."""
+        om = line(k)
+        xk = xi_at(k)
+        ek = jnp.sqrt(xk * xk + d2)
+        e = om - ek if pair else ek - om
+        arg = e * e - d2
+        ok = (arg > 0) & (e > 0)
+        return jnp.where(ok, grid.index_of(jnp.sqrt(jnp.where(ok, arg, 1.0))), -1.0)
+
+    cells = jnp.arange(nn - 1, dtype=jnp.float64)[None, :, None]  # (1, N - 1, 1)
+    shape = (om_m.shape[0], nn - 1, 1)
+    lo = jnp.broadcast_to(cells, shape)
+    hi = lo + 1.0
+    if pair:
+        half = 0.5 * line(lo)
+        open_ = half > delta
+        s_half = jnp.where(
+            open_, grid.index_of(jnp.sqrt(jnp.where(open_, half * half - d2, 1.0))), -1.0
         )
+        hi = jnp.clip(s_half, lo, hi)  # empty cells (hi = lo) contribute nothing
+    t_lo, t_hi = target(lo)[3], target(hi)[3]
+    k = jnp.floor(jnp.minimum(t_lo, t_hi)) + 1.0
+    split = jnp.where(k < jnp.maximum(t_lo, t_hi), lower_of(k), hi)
+    split = jnp.clip(split, lo, hi)
+    a = jnp.concatenate([lo, split], axis=-1)  # (m, N - 1, 2): the two pieces
+    b = jnp.concatenate([split, hi], axis=-1)
+    length = b - a
+    mid = 0.5 * (a + b)
+    j0 = jnp.floor(target(mid)[3])  # the piece's target cell
+    # Gauss points (last axis)
+    gl_x, gl_w = (jnp.asarray(x).reshape(1, 1, 1, -1) for x in (_GL_X, _GL_W))
+    s = mid[..., None] + 0.5 * length[..., None] * gl_x
+    e, e_star, xi_star, s_star, ok = target(s)
+    rho2 = d2 / (e * jnp.where(ok, e_star, 1.0))
+    plus = pair != (coupling == "current")
+    coh = 0.5 * (1.0 + rho2) if plus else 0.5 * (1.0 - rho2)
+    dos = jnp.where(ok, e_star, 0.0) / xi_star
+    jac = core * a_par * du * jnp.cosh(s * du * a_par)  # dxi / ds
+    g = (wt[..., None] * 0.5 * length[..., None] * gl_w) * coh * dos * jac
+    valid = ok & (j0[..., None] >= 0) & (j0[..., None] <= nn - 2) & (length[..., None] > 0)
+    g = jnp.where(valid, g, 0.0)
+    f = jnp.clip(s_star - j0[..., None], 0.0, 1.0)
+    h_up = s - cells[..., None]  # hat of lower node c + 1 on cell c
+    parts = (
+        (0.0, 0.0, (1.0 - h_up) * (1.0 - f)),
+        (0.0, 1.0, (1.0 - h_up) * f),
+        (1.0, 0.0, h_up * (1.0 - f)),
+        (1.0, 1.0, h_up * f),
+    )
+    shape = length.shape
+    rows, cols, vals = [], [], []
+    for dr, dc, hat in parts:
+        r = jnp.broadcast_to(cells + dr, shape).astype(jnp.int32)
+        c = jnp.clip(j0 + dc, 0, nn - 1).astype(jnp.int32)
+        sij = jnp.sum(g * hat, axis=-1)
+        rows.append(r.ravel())
+        cols.append(jnp.broadcast_to(c, shape).ravel())
+        vals.append((2.0 * sij / w[r]).ravel())
+    return jnp.concatenate(rows), jnp.concatenate(cols), jnp.concatenate(vals)
 
-    def entries(parts):
-        return tuple(jnp.concatenate([p[k] for p in parts]) for k in range(3))
 
+def _drive_bilinear(bath, grid: Grid, delta, t, channels) -> Bilinear:
+    """The operator of a line drive (``ClassicalDrive``, ``ReadoutDrive``): every line
+    node an exact delta line, discretized by ``_drive_entries``."""
+    centres, weights = bath.line_nodes(t)
     scat = pair = None
     if "scattering" in channels:
-        scat = entries([deposit(e[None, :] - centres, False), deposit(e[None, :] + centres, False)])
+        scat = _drive_entries(grid, delta, centres, weights, False, bath.coupling)
     if "pair" in channels:
-        pair = entries([deposit(centres - e[None, :], True)])
-    return _DriveBilinear(grid, scat, pair)
+        pair = _drive_entries(grid, delta, centres, weights, True, bath.coupling)
+    nbar, spontaneous = bath.occupation_scales(t)
+    return _DriveBilinear(grid, scat, pair, nbar=nbar, spontaneous=spontaneous)
 
 
 _CHANNELS = ("scattering", "pair")
