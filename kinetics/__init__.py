@@ -19,8 +19,8 @@ from ._bosons import DynamicBosons as DynamicBosons  # noqa: E402
 from ._collision import bath_bilinear as bath_bilinear  # noqa: E402
 from ._collision import collision as collision  # noqa: E402
 from ._collision import relaxation as relaxation  # noqa: E402
-from ._distributions import bose as bose  # noqa: E402
 from ._conductivity import complex_conductivity as complex_conductivity  # noqa: E402
+from ._distributions import bose as bose  # noqa: E402
 from ._distributions import fermi as fermi  # noqa: E402
 from ._errors import CavityEliashbergError as CavityEliashbergError  # noqa: E402
 from ._errors import GridError as GridError  # noqa: E402
