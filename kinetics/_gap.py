@@ -2,13 +2,32 @@
 
     G(Delta; n) = integral_0^inf dxi [ (1 - 2 n(xi)) / E_xi - tanh(xi / 2) / xi ] = 0    (T_c = 1)
 
-On the grid the integral runs to xi_max; the rest, with n ~ 0 and tanh ~ 1, is
-added in closed form: integral_{xi_max}^inf (1/E - 1/xi) dxi
-= ln(2 xi_max / (xi_max + sqrt(xi_max^2 + Delta^2))) (about -Delta^2 / (4 xi_max^2)).
+On the grid the integral runs to xi_max (trapezoid rule in the grid parameter u);
+what lies beyond is added exactly, with the occupation beyond the grid taken
+thermal at a tail temperature T_tail (T_qp for a model; 0 means n = 0 there):
+
+    integral_{xi_max}^inf [ (1 - 2 n_F(E/T_tail)) / E - tanh(xi/2) / xi ] dxi
+      =   ln(2 xi_max / (xi_max + sqrt(xi_max^2 + Delta^2)))          [(1/E - 1/xi)]
+        + 2 sum_k (-1)^(k+1) E1(k xi_max)                             [(1 - tanh(xi/2)) / xi]
+        - 2 integral_{xi_max}^inf n_F(E/T_tail) / E dxi               [Gauss-Laguerre]
+
+The first is ~ -Delta^2 / (4 xi_max^2). The second, ~ 2 e^{-xi_max} / xi_max, was
+left out before and cost -2 E1(xi_max) of Delta (7e-4 at xi_max = 6, 7.5e-3 at 4).
+The third is ~ 2 T e^{-xi_max/T} / xi_max: small on any grid a Model accepts
+(xi_max >= 20 T_qp) but amplified near T_c, where delta Delta / Delta ~ dG / (0.21 Delta^2),
+so it is added rather than bounded (24 Gauss-Laguerre nodes: exact to rounding).
+
+The trapezoid rule in u is spectrally accurate at u = 0 (the u-integrand is even there)
+but only O(h^2) at u = 1, where the integrand ~ -Delta^2 / (2 xi^3) does not vanish:
+~2e-8 of Delta on the default grid (N = 400, xi_max = 30). The Euler-Maclaurin end
+terms -(h^2/12) g'(1) + (h^4/720) g'''(1) of the u-integrand g(u) = f(xi(u)) dxi/du,
+evaluated by autodiff with the same thermal occupation as the tail, remove it; what
+remains at u = 1 is O(h^6) plus the deviation of the actual n from thermal at xi_max,
+where n itself is ~ e^{-20} by the reach rule.
 
 ``gap(grid, n)`` is the positive root Delta[n] (0 when there is none), found to
 machine precision by safeguarded Newton steps in ln(Delta), and differentiable:
-its JVP is the implicit-function one, dDelta = -(dG/dn . dn) / (dG/dDelta).
+its JVP is the implicit-function one, dDelta = -(dG/dn . dn + dG/dT_tail dT_tail) / (dG/dDelta).
 """
 
 from __future__ import annotations
@@ -18,6 +37,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.special import exp1
 
 from ._distributions import fermi
 from ._errors import ParameterError
@@ -28,15 +48,76 @@ _DELTA_MAX = 6.0  # far above the T = 0 gap 1.764: the root is always below
 _MAXITER = 100
 
 
-def _tail(grid: Grid, delta):
+# Gauss-Laguerre nodes for integral_0^inf e^{-s} h(s) ds: the n_F tail beyond the grid
+# (h is smooth and slowly varying there); 24 nodes reach rounding for every T_tail.
+_GL_S, _GL_W = np.polynomial.laguerre.laggauss(24)
+
+
+def _log_tail(grid: Grid, delta):
+    """integral_{xi_max}^inf (1/E - 1/xi) dxi in closed form."""
     xm = grid.xi_max
     return jnp.log(2.0 * xm / (xm + jnp.sqrt(xm * xm + delta * delta)))
 
 
-def _dtail(grid: Grid, delta):
+@functools.cache
+def _tanh_tail(grid: Grid) -> float:
+    """integral_{xi_max}^inf (1 - tanh(xi/2)) / xi dxi = 2 sum_k (-1)^(k+1) E1(k xi_max)."""
     xm = grid.xi_max
-    r = jnp.sqrt(xm * xm + delta * delta)
-    return -delta / (r * (xm + r))
+    k = np.arange(1, max(2, int(np.ceil(745.0 / xm))) + 1)  # E1(x) underflows for x > ~745
+    terms = np.where(k % 2 == 1, 1.0, -1.0) * exp1(k * xm)
+    return float(2.0 * np.sum(terms[::-1]))  # smallest first
+
+
+def _occupation_tail(grid: Grid, delta, t):
+    """-2 integral_{xi_max}^inf n_F(E/T) / E dxi: the thermal occupation beyond the grid.
+
+    With xi = xi_max + T s the integrand is e^{-s} h(s), h = T e^{s} n_F(E/T) / E
+    smooth and slowly varying; 0 for T = 0."""
+    xm = grid.xi_max
+    pos = t > 0
+    ts = jnp.where(pos, t, 1.0)
+    s = jnp.asarray(_GL_S)
+    xi = xm + ts * s
+    e = jnp.sqrt(xi * xi + delta * delta)
+    h = ts * jnp.exp(s - e / ts) / (1.0 + jnp.exp(-e / ts)) / e
+    return jnp.where(pos, -2.0 * jnp.sum(jnp.asarray(_GL_W) * h), 0.0)
+
+
+def _integrand(delta, t, xi):
+    """(1 - 2 n_F(E/T)) / E - tanh(xi/2) / xi at xi > 0 (T = 0: n_F = 0)."""
+    e = jnp.sqrt(xi * xi + delta * delta)
+    pos = t > 0
+    occ = jnp.where(pos, jnp.tanh(e / (2.0 * jnp.where(pos, t, 1.0))), 1.0)
+    return occ / e - jnp.tanh(xi / 2.0) / xi
+
+
+def _end_correction(grid: Grid, delta, t):
+    """Euler-Maclaurin end term of the trapezoid rule at u = 1 (the grid end): exact =
+    trapezoid - (h^2/12) g'(1) + O(h^4), g(u) = f(xi(u)) dxi/du with f the thermal
+    integrand at T. The end u = 0 needs none (g is even there). The next term,
+    (h^4/720) g'''(1) ~ h^4 a^4 Delta^2 / xi_max^2, is < 1e-12 from N = 100 on."""
+    a, c, h = grid._a, grid.core, grid.du
+
+    def g(u):
+        return _integrand(delta, t, c * jnp.sinh(a * u)) * c * a * jnp.cosh(a * u)
+
+    return -(h * h / 12.0) * jax.grad(g)(jnp.ones(()))
+
+
+def _tail(grid: Grid, delta, t=0.0):
+    """What G adds to the trapezoid sum on the grid: the three tails beyond xi_max and
+    the end correction at xi_max (module docstring) [dimensionless]."""
+    return (
+        _log_tail(grid, delta)
+        + _tanh_tail(grid)
+        + _occupation_tail(grid, delta, t)
+        + _end_correction(grid, delta, t)
+    )
+
+
+def _dtail(grid: Grid, delta, t=0.0):
+    """d _tail / d Delta."""
+    return jax.grad(_tail, argnums=1)(grid, jnp.asarray(delta, jnp.float64), t)
 
 
 @functools.cache
@@ -47,23 +128,26 @@ def _reference_term(grid: Grid) -> float:
     return float(np.sum(grid.weights * f))
 
 
-def gap_function(grid: Grid, n, delta):
+def gap_function(grid: Grid, n, delta, t_tail=0.0):
     """G(Delta; n) of docs/physics.md section 2 with its analytic tail [dimensionless].
 
     - `n`: occupations n(xi_j), shape (grid.n,).
     - `delta`: gap Delta [T_c], scalar.
+    - `t_tail`: temperature [T_c] of the thermal occupation assumed beyond the grid
+      (and at its end, for the end correction); 0 (the default) means n = 0 there.
+      A model passes T_qp.
     """
     e = grid.energies(delta)
     return jnp.sum(jnp.asarray(grid.weights) * (1.0 - 2.0 * n) / e) - _reference_term(
         grid
-    ) + _tail(grid, delta)
+    ) + _tail(grid, delta, t_tail)
 
 
-def gap_function_ddelta(grid: Grid, n, delta):
-    """Partial derivative dG/dDelta at fixed n(xi)."""
+def gap_function_ddelta(grid: Grid, n, delta, t_tail=0.0):
+    """Partial derivative dG/dDelta at fixed n(xi) (the tail's occupation at fixed T_tail)."""
     e = grid.energies(delta)
     return -jnp.sum(jnp.asarray(grid.weights) * (1.0 - 2.0 * n) * delta / e**3) + _dtail(
-        grid, delta
+        grid, delta, t_tail
     )
 
 
@@ -112,36 +196,45 @@ def _decreasing_root(f, df, guess):
 @functools.cache
 def _gap_solver(grid: Grid):
     @jax.custom_jvp
-    def solve(n, guess):
+    def solve(n, guess, t_tail):
         return _decreasing_root(
-            lambda d: gap_function(grid, n, d),
-            lambda d: gap_function_ddelta(grid, n, d),
+            lambda d: gap_function(grid, n, d, t_tail),
+            lambda d: gap_function_ddelta(grid, n, d, t_tail),
             jax.lax.stop_gradient(guess),
         )
 
     @solve.defjvp
     def solve_jvp(primals, tangents):
-        n, guess = primals
-        dn, _ = tangents
-        delta = solve(n, guess)
-        dg_dd = gap_function_ddelta(grid, n, delta)
+        n, guess, t_tail = primals
+        dn, _, dt = tangents
+        delta = solve(n, guess, t_tail)
+        dg_dd = gap_function_ddelta(grid, n, delta, t_tail)
         dg_dn_dot = jnp.sum(gap_function_dn(grid, delta) * dn)
+        # G depends on T_tail only through the tail beyond the grid and the end correction
+        dg_dt_dot = jax.jvp(lambda tt: _tail(grid, delta, tt), (t_tail,), (dt,))[1]
         safe = jnp.where(delta > 0, dg_dd, -1.0)
-        return delta, jnp.where(delta > 0, -dg_dn_dot / safe, 0.0)
+        return delta, jnp.where(delta > 0, -(dg_dn_dot + dg_dt_dot) / safe, 0.0)
 
     return solve
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def gap(grid: Grid, n, guess=1.0):
+def gap(grid: Grid, n, guess=1.0, t_tail=0.0):
     """Self-consistent gap Delta[n] [T_c]: the positive root of G(Delta; n), or 0.
 
     - `n`: occupations on the grid, shape (grid.n,).
     - `guess`: starting value (e.g. the previous gap); it only affects the cost.
+    - `t_tail`: temperature [T_c] of the thermal occupation assumed beyond the grid
+      (see ``gap_function``); 0 means none. A model passes T_qp.
 
-    Differentiable in `n` by the implicit-function theorem (docs/physics.md section 8).
+    Differentiable in `n` (and `t_tail`) by the implicit-function theorem
+    (docs/physics.md section 8).
     """
-    return _gap_solver(grid)(jnp.asarray(n), jnp.asarray(guess, dtype=jnp.float64))
+    return _gap_solver(grid)(
+        jnp.asarray(n),
+        jnp.asarray(guess, dtype=jnp.float64),
+        jnp.asarray(t_tail, dtype=jnp.float64),
+    )
 
 
 def gap_guess(t):
@@ -163,8 +256,9 @@ def thermal_distribution(grid: Grid, delta, t):
 
 
 def equilibrium_gap_function(grid: Grid, delta, t):
-    """G_eq(Delta) = G(Delta; n_F(E(Delta)/T)): the gap function of the thermal state."""
-    return gap_function(grid, thermal_distribution(grid, delta, t), delta)
+    """G_eq(Delta) = G(Delta; n_F(E(Delta)/T)): the gap function of the thermal state
+    (thermal at T beyond the grid too)."""
+    return gap_function(grid, thermal_distribution(grid, delta, t), delta, t)
 
 
 def equilibrium_gap_slope(grid: Grid, delta, t):

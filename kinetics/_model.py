@@ -38,6 +38,7 @@ from ._grid import Grid
 from ._parameters import _check_param, _param
 
 PROCESSES = ("scattering", "pair_breaking", "recombination")
+GAP_MODES = ("self_consistent", "fixed")
 
 
 def _as_baths(baths) -> tuple[AbstractBath, ...]:
@@ -70,6 +71,14 @@ class Model(eqx.Module):
     **Other arguments:**
 
     - `grid`: the xi grid (default `Grid()`).
+    - `gap_mode`: "self_consistent" (default): Delta = Delta[n] solved from the gap
+      equation at every evaluation (paper eq. (6)); "fixed": Delta held at its
+      equilibrium value Delta_0 = Delta(T_qp) on this grid whatever n is (the
+      convention of Fischer & Catelani, PR Applied 19, 054087 (2023), and of most
+      resonator papers; docs/physics.md section 12). With "fixed", ``gap(y)`` returns
+      Delta_0, ``rhs`` is ``rhs_at_gap(t, y, Delta_0)`` and the Jacobian has no
+      rank-one term through the gap; ``solve_gap(y)`` still gives the root Delta[n]
+      of the gap equation (the gap the state would have), e.g. to report a gap change.
     - `omega_grids`: filled in automatically: the Omega grid (``BosonGrid``) of each
       dynamic bath, None for a static one (see ``kinetics.DynamicBosons``).
 
@@ -85,6 +94,7 @@ class Model(eqx.Module):
     baths: tuple[AbstractBath, ...] = eqx.field(converter=_as_baths, default=())
     grid: Grid = Grid()
     omega_grids: tuple[BosonGrid | None, ...] | None = eqx.field(static=True, default=None)
+    gap_mode: str = eqx.field(static=True, default="self_consistent")
 
     def __post_init__(self):
         if self.omega_grids is not None:
@@ -102,6 +112,11 @@ class Model(eqx.Module):
         )
 
     def __check_init__(self):
+        if not isinstance(self.gap_mode, str) or self.gap_mode not in GAP_MODES:
+            raise ParameterError(
+                f"Model.gap_mode must be one of {', '.join(map(repr, GAP_MODES))}; "
+                f"got {self.gap_mode!r}."
+            )
         if not isinstance(self.grid, Grid):
             raise ParameterError(
                 f"Model.grid must be a kinetics.Grid; got {type(self.grid).__name__}."
@@ -184,7 +199,10 @@ class Model(eqx.Module):
             else b
             for k, b in enumerate(self.baths)
         )
-        return Model(t_qp=self.t_qp, tau_in=self.tau_in, baths=baths, grid=self.grid)
+        return Model(
+            t_qp=self.t_qp, tau_in=self.tau_in, baths=baths, grid=self.grid,
+            gap_mode=self.gap_mode,
+        )
 
     def boson_state(self, t=0.0):
         """Each dynamic bath's reservoir occupation n_B(Omega_k / T_b(t)) on its nodes."""
@@ -217,11 +235,27 @@ class Model(eqx.Module):
         delta = self.delta0 if delta is None else delta
         return thermal_distribution(self.grid, delta, self.t_qp)
 
-    def gap(self, y, guess=None):
-        """Self-consistent Delta[n] [T_c] of a state y (or of n alone) (differentiable);
-        `guess` only affects the cost."""
+    @property
+    def fixed_gap(self) -> bool:
+        """True when the gap is held at Delta_0 (``gap_mode == "fixed"``)."""
+        return self.gap_mode == "fixed"
+
+    def solve_gap(self, y, guess=None):
+        """The root Delta[n] [T_c] of the gap equation for a state y (or n alone), in
+        either gap mode (differentiable); `guess` only affects the cost. The occupation
+        beyond the grid is taken thermal at T_qp (``kinetics.gap_function``)."""
         n = y[: self.grid.n] if self.dynamic else y
-        return gap(self.grid, n, gap_guess(self.t_qp) if guess is None else guess)
+        return gap(
+            self.grid, n, gap_guess(self.t_qp) if guess is None else guess, self.t_qp
+        )
+
+    def gap(self, y, guess=None):
+        """The gap Delta [T_c] the kinetic equation uses at state y: the self-consistent
+        Delta[n] (``solve_gap``), or Delta_0 whatever y is when ``gap_mode == "fixed"``.
+        Differentiable; `guess` only affects the cost."""
+        if self.fixed_gap:
+            return self.delta0
+        return self.solve_gap(y, guess)
 
     def jump_times(self) -> tuple[float, ...]:
         """Times [hbar/(k_B T_c)] at which some bath parameter jumps."""
@@ -286,11 +320,13 @@ class Model(eqx.Module):
         return tuple(op.deposits(n) for op in ops)
 
     def rhs(self, t, y, guess=None):
-        """d y / d t of paper eq. (6) (and section 9) with Delta = Delta[n] self-consistent."""
+        """d y / d t of paper eq. (6) (and section 9) at Delta = ``gap(y)``: Delta[n]
+        self-consistent, or Delta_0 with ``gap_mode == "fixed"``."""
         return self.rhs_at_gap(t, y, self.gap(y, guess))
 
     def jacobian(self, t, y, guess=None):
-        """Structured d(rhs)/dy, O(N^2 + N M): kernel terms + (dF/dDelta)(dDelta/dn)^T.
+        """Structured d(rhs)/dy, O(N^2 + N M): kernel terms + (dF/dDelta)(dDelta/dn)^T
+        (the last absent with ``gap_mode == "fixed"``: Delta_0 does not depend on y).
 
         Block layout with dynamic baths: [[dn/dn, dn/dN_b...], [dN_b/dn, dN_b/dN_b]],
         the N_b - N_b' blocks of two different baths zero; a static model has the
@@ -306,10 +342,12 @@ class Model(eqx.Module):
         if self.tau_in is not None:
             jnn = jnn - jnp.eye(nn) / self.tau_in
         jac = jnn if not ops else self._joint_jacobian(jnn, n, ops)
+        if self.fixed_gap:
+            return jac
         # rank-one term through the self-consistent gap (Delta depends on n only)
         one = jnp.ones_like(delta)
         df_ddelta = jax.jvp(lambda d: self.rhs_at_gap(t, y, d), (delta,), (one,))[1]
-        dg_dd = gap_function_ddelta(self.grid, n, delta)
+        dg_dd = gap_function_ddelta(self.grid, n, delta, self.t_qp)
         ddelta_dn = jnp.where(
             delta > 0,
             -gap_function_dn(self.grid, delta) / jnp.where(delta > 0, dg_dd, -1.0),
