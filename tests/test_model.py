@@ -3,6 +3,7 @@ Jacobian of the self-consistent right-hand side (jax.jacfwd against central
 finite differences, and the structured O(N^2) Jacobian against jax.jacfwd).
 """
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -231,3 +232,65 @@ def test_normal_state_jacobian_is_finite():
     # Delta = 0 on an open set of n, so it does not respond to n: the Jacobian of
     # -(n - n_F(E(Delta)/T_qp)) / tau_in is -1/tau_in exactly
     np.testing.assert_array_equal(jac, -np.eye(GRID.n) / TAU_IN)
+
+
+# --------------------------------------------------------------------------- gap held fixed
+
+
+def _fixed_and_default(baths, tau_in=TAU_IN):
+    fixed = kinetics.Model(t_qp=T_QP, tau_in=tau_in, baths=baths, grid=GRID, gap_mode="fixed")
+    default = kinetics.Model(t_qp=T_QP, tau_in=tau_in, baths=baths, grid=GRID)
+    return fixed, default
+
+
+def test_fixed_gap_rhs_is_the_rhs_at_the_equilibrium_gap():
+    baths = (thermal_baths(0.3)["phonons"], all_baths(0.3)["drive-delta"])
+    fixed, default = _fixed_and_default(baths)
+    assert default.gap_mode == "self_consistent" and fixed.gap_mode == "fixed"
+    n = nonthermal_state(fixed)
+    delta0 = float(fixed.delta0)
+    # Delta_0 on this grid is the root of the equilibrium gap equation (independently:
+    # G_eq changes sign there) and the state's own gap is clearly different (~1.47)
+    g_eq = lambda d: float(  # noqa: E731
+        kinetics.gap_function(GRID, kinetics.thermal_distribution(GRID, d, T_QP), d, T_QP)
+    )
+    assert g_eq(delta0 * (1 - 1e-12)) > 0.0 > g_eq(delta0 * (1 + 1e-12))
+    assert float(fixed.gap(n)) == delta0
+    assert abs(float(fixed.solve_gap(n)) / delta0 - 1.0) > 1e-2
+    # the same operations at the same Delta: equal to rounding (1e-14 of the scale)
+    ref = np.asarray(fixed.rhs_at_gap(0.0, n, delta0))
+    np.testing.assert_allclose(
+        np.asarray(fixed.rhs(0.0, n)), ref, rtol=0, atol=1e-14 * np.max(np.abs(ref))
+    )
+    # ... while the default (self-consistent) rhs is not the rhs at Delta_0
+    assert np.max(np.abs(np.asarray(default.rhs(0.0, n)) - ref)) > 1e-3 * np.max(np.abs(ref))
+    np.testing.assert_array_equal(
+        np.asarray(default.rhs(0.0, n)),
+        np.asarray(default.rhs_at_gap(0.0, n, default.solve_gap(n))),
+    )
+
+
+@pytest.mark.parametrize("tau_in", [TAU_IN, None])
+def test_fixed_gap_jacobian_matches_jacfwd(tau_in):
+    baths = (thermal_baths(0.3)["phonons"], all_baths(0.3)["drive-delta"])
+    fixed, default = _fixed_and_default(baths, tau_in)
+    n = nonthermal_state(fixed)
+    _compare_structured(fixed, 0.0, n)
+    # control: the self-consistent model's Jacobian (another Delta, plus the rank-one
+    # term through the gap) differs by far more than the 1e-10 tolerance above
+    diff = np.asarray(default.jacobian(0.0, n)) - np.asarray(fixed.jacobian(0.0, n))
+    assert np.max(np.abs(diff)) > 1e-3 * np.max(np.abs(np.asarray(fixed.jacobian(0.0, n))))
+
+
+def test_gap_mode_survives_copies_and_is_checked():
+    dynamic = kinetics.MultimodeCavity(
+        omega0=2.5,
+        t_cav=0.3,
+        eta=2e-3,
+        dynamic=kinetics.DynamicBosons(tau_b=10.0, r_cav=1e-3, n_omega=8),
+    )
+    model = kinetics.Model(t_qp=T_QP, tau_in=TAU_IN, baths=dynamic, grid=GRID, gap_mode="fixed")
+    assert model.static_version().gap_mode == "fixed"
+    assert eqx.tree_at(lambda m: m.tau_in, model, 2.0 * TAU_IN).gap_mode == "fixed"
+    with pytest.raises(kinetics.ParameterError, match="gap_mode"):
+        kinetics.Model(t_qp=T_QP, tau_in=TAU_IN, grid=GRID, gap_mode="frozen")
