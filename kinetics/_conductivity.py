@@ -46,7 +46,7 @@ are removed by substitutions, none is sampled):
 Accuracy measured against scipy quad (thermal f on the default Grid, N = 400,
 T = 0.05 .. 1, Delta = 1e-6 .. 1.764, hbar omega = 1e-4 .. 15): relative error
 <= 2e-9 in sigma_1 and <= 1e-9 in sigma_2, limited by the interpolation of f between
-the nodes (docs/physics.md, conductivity section).
+the nodes (docs/physics.md section 11).
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ def test_thermal_state_matches_quad(delta, t):
 
     Measured worst error 2e-9 (sigma_1 at T = 0.05, where n_F varies on the scale T and the
     node spacing in E near the edge is ~h xi/E; the quintic interpolation of f between
-    nodes sets it: the quadrature alone converges to ~1e-11). 1e-8 leaves 5x.
+    nodes sets it: the quadrature alone converges to ~1e-12). 1e-8 leaves 5x.
     """
     s1, s2 = _sigma(_thermal(delta, t), delta, OMEGAS)
     ref = np.array([mattis_bardeen(delta, t, w) for w in OMEGAS])
@@ -189,9 +189,11 @@ def test_ferrell_glover_tinkham_sum_rule():
     """w sigma_2 (w -> 0) = (2/pi) Int_0^inf (1 - sigma_1(w)) dw (units sigma_N, T_c).
 
     The w-integral is scipy quad over the code's sigma_1 on [0, 2D] (log singularity at
-    0: QAGS extrapolates it) and [2D, inf) (QAGI); sigma_1 is accurate to ~1e-9 and quad
-    is asked for 1e-10, so 1e-7 relative is a safe tolerance. The left side is the code's
-    w sigma_2 at w = 1e-7, whose own next-order term is w/(2T) ~ 1e-7.
+    0: QAGS extrapolates it) and [2D, inf) (QAGI), asked for 1e-10 (its estimates: 3e-10).
+    Left side, the code's w sigma_2 at w = 1e-7: its next-order term is w/(2T) = 1e-7
+    (measured 1e-8 relative to the area), so rel=1e-7. The area also equals the
+    closed form pi Delta tanh(Delta/2T) times pi/2 (measured 3e-11; sigma_1 is good to
+    ~2e-9 pointwise, so 1e-8).
     """
     d, t = 1.5, 0.5
     n = _thermal(d, t)
@@ -206,6 +208,7 @@ def test_ferrell_glover_tinkham_sum_rule():
     w0 = 1e-7
     weight = w0 * float(_sigma(n, d, w0)[1])
     assert weight == pytest.approx(2 / math.pi * area, rel=1e-7)
+    assert 2 / math.pi * area == pytest.approx(math.pi * d * math.tanh(d / (2 * t)), rel=1e-8)
 
 
 def test_threshold_continuity():
