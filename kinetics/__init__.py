@@ -10,6 +10,7 @@ from ._baths import AbstractDynamicBath as AbstractDynamicBath  # noqa: E402
 from ._baths import ClassicalDrive as ClassicalDrive  # noqa: E402
 from ._baths import MultimodeCavity as MultimodeCavity  # noqa: E402
 from ._baths import Phonons as Phonons  # noqa: E402
+from ._baths import ReadoutDrive as ReadoutDrive  # noqa: E402
 from ._baths import SingleModeCavity as SingleModeCavity  # noqa: E402
 from ._baths import TabulatedBath as TabulatedBath  # noqa: E402
 from ._baths import bath_types as bath_types  # noqa: E402

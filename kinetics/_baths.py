@@ -18,8 +18,8 @@ method or a declared field of that class. The family:
 - ``AbstractDynamicBath``: a boson bath whose occupation may become part of the
   state (``dynamic=DynamicBosons(...)``, docs/physics.md section 9): it adds the mode
   density rho_b(Omega) and the layout of its Omega grid.
-- ``ClassicalDrive`` is an ``AbstractBath`` but not a boson bath: it has a line, not
-  J(Omega) and N(Omega).
+- ``ClassicalDrive`` and ``ReadoutDrive`` are ``AbstractBath``s but not boson baths: they
+  have a line, not J(Omega) and N(Omega).
 
 Units: energies and temperatures in T_c, times in hbar/(k_B T_c), J and eta
 dimensionless, 1/tau0 and the drive power P in k_B T_c / hbar (rates). A parameter
@@ -675,22 +675,114 @@ class ClassicalDrive(AbstractBath):
 
         The delta line is one node; a Gaussian uses Gauss-Hermite nodes; a Lorentzian
         Gauss-Legendre nodes in the angle theta = arctan((Omega - omega_d)/gamma),
-        restricted to Omega > 0.
+        restricted to Omega > 0. The operator treats each node as an exact delta line.
         """
-        wd = value_at(self.omega_d, t)
-        p = value_at(self.power, t)
-        if self.line == "delta":
-            return jnp.reshape(wd, (1,)), jnp.reshape(p, (1,))
-        if self.line == "gaussian":
-            x, w = np.polynomial.hermite_e.hermegauss(32)
-            w = w / np.sqrt(2.0 * np.pi)
-            centres = wd + self.width * jnp.asarray(x)
-            weights = p * jnp.asarray(w) * (centres > 0)
-            return centres, weights
-        x, w = np.polynomial.legendre.leggauss(128)
-        th_lo = jnp.arctan(-wd / self.width)
-        th_hi = 0.5 * np.pi
-        theta = th_lo + (th_hi - th_lo) * (jnp.asarray(x) + 1.0) / 2.0
-        centres = wd + self.width * jnp.tan(theta)
-        weights = p * jnp.asarray(w) * (th_hi - th_lo) / 2.0 / np.pi
+        return _line_nodes(self.line, value_at(self.omega_d, t), value_at(self.power, t),
+                           self.width)
+
+
+def _line_nodes(line, wd, p, width):
+    """(centres [T_c], weights summing to p) of a line of shape `line` at wd [T_c]."""
+    if line == "delta":
+        return jnp.reshape(wd, (1,)), jnp.reshape(p, (1,))
+    if line == "gaussian":
+        x, w = np.polynomial.hermite_e.hermegauss(32)
+        w = w / np.sqrt(2.0 * np.pi)
+        centres = wd + width * jnp.asarray(x)
+        weights = p * jnp.asarray(w) * (centres > 0)
         return centres, weights
+    x, w = np.polynomial.legendre.leggauss(128)
+    th_lo = jnp.arctan(-wd / width)
+    th_hi = 0.5 * np.pi
+    theta = th_lo + (th_hi - th_lo) * (jnp.asarray(x) + 1.0) / 2.0
+    centres = wd + width * jnp.tan(theta)
+    weights = p * jnp.asarray(w) * (th_hi - th_lo) / 2.0 / np.pi
+    return centres, weights
+
+
+class ReadoutDrive(AbstractBath):
+    """Resonator (readout) photons at energy omega_d with mean number n_bar: the drive of
+    Fischer & Catelani, PR Applied 19, 054087 (2023) (docs/physics.md section 12).
+
+    A boson bath on a line: J N = c_phot n_bar and J (N + 1) = c_phot (n_bar + 1) at
+    Omega = omega_d (J N -> c_phot n_bar L(Omega - omega_d), L of unit area), current
+    coupling. Absorption goes with n_bar, emission with n_bar + 1: the stimulated part
+    is exactly ``ClassicalDrive`` with power P = c_phot n_bar, and the spontaneous part
+    (emission E -> E - omega_d at the rate c_phot n (1 - n'), recombination of two
+    quasiparticles into a photon at c_phot n n') is kept unless `spontaneous` is False;
+    its relative size is 1/n_bar. Fischer's photon term, df_i/dt = c_phot sum_j rho_j K+_ij
+    [f_j (n_bar + 1)(1 - f_i) - f_i n_bar (1 - f_j)] with K+ = 1 + Delta^2/(E E') = 2 c+,
+    is this operator: their c_phot is ours (their K+ has no 1/2, our I has the factor 2).
+    With n_bar = n_B(omega_d / T) a thermal n_F at T is a fixed point up to the O(h^2)
+    discretization error (see ``kinetics._collision._drive_entries``).
+
+    - `omega_d`: photon energy [T_c] (t).
+    - `n_bar`: mean photon number [dimensionless] (t).
+    - `c_phot`: coupling rate [k_B T_c/hbar] (t) (configs: e.g. "1e4 /s").
+    - `width`: Gaussian line width (standard deviation) [T_c]; ignored for "delta".
+    - `line`: "delta" (exact, default) or "gaussian".
+    - `spontaneous`: keep the spontaneous terms (True) or drop them (False: then
+      identical to ``ClassicalDrive(power = c_phot n_bar)``).
+    """
+
+    omega_d: float | AbstractProfile = bath_parameter(
+        "energy", "photon energy [T_c]", minimum=0.0, strict=True, time_dependent=True
+    )
+    n_bar: float | AbstractProfile = bath_parameter(
+        "coupling", "mean photon number n_bar [dimensionless]", minimum=0.0,
+        time_dependent=True,
+    )
+    c_phot: float | AbstractProfile = bath_parameter(
+        "rate", "photon coupling rate c_phot [k_B T_c/hbar]", minimum=0.0, time_dependent=True
+    )
+    width: float = bath_parameter(
+        "energy", "Gaussian line width gamma (standard deviation) [T_c]", minimum=0.0,
+        default=0.0, static=True,
+    )
+    line: str = bath_parameter("choice", "line shape", choices=("delta", "gaussian"),
+                               default="delta")
+    spontaneous: bool = bath_parameter(
+        "choice", "keep spontaneous emission and recombination into photons",
+        choices=(True, False), default=True,
+    )
+    type_name: ClassVar[str] = "readout_drive"
+    coupling: ClassVar[str] = "current"
+
+    def __check_init__(self):
+        w = check_finite("ReadoutDrive.width", self.width)
+        if self.line == "gaussian" and w <= 0:
+            raise ParameterError(
+                f"ReadoutDrive.width must be > 0 [T_c] for a gaussian line; got {w:g}."
+            )
+
+    def support(self, t):
+        return value_at(self.omega_d, t), value_at(self.omega_d, t)
+
+    def max_temperature(self) -> float:
+        return 0.0  # no thermal bosons
+
+    def scaled(self, factor):
+        return eqx.tree_at(lambda b: b.c_phot, self, scale_parameter(self.c_phot, factor))
+
+    def bilinear(self, grid, delta, t=0.0, channels=("scattering", "pair")):
+        from ._collision import _drive_bilinear
+
+        return _drive_bilinear(self, grid, delta, t, channels)
+
+    def check_grid(self, grid, t_qp, index):
+        if self.line == "gaussian" and self.width > 0.1 * float(t_qp):
+            warnings.warn(
+                f"baths[{index}].width = {self.width:g} is not small against T_qp = "
+                f"{float(t_qp):g}: the line reaches processes a narrow drive would not.",
+                PhysicsWarning,
+                stacklevel=7,
+            )
+
+    def occupation_scales(self, t):
+        """(n_bar, spontaneous): the stimulated part is n_bar x the line of weight c_phot."""
+        return value_at(self.n_bar, t), self.spontaneous
+
+    def line_nodes(self, t):
+        """Quadrature of the line: (centres [T_c], weights summing to c_phot), shape (m,)."""
+        return _line_nodes(self.line, value_at(self.omega_d, t), value_at(self.c_phot, t),
+                           self.width)
