@@ -44,9 +44,12 @@ J(0) > 0 the one-sided limit of N (n' - n) is used, written with
 x = n / (1 - n) so that it also vanishes exactly on the thermal state:
 lim N (n' - n) = -+ T_b n (1 - n) d ln x / dE (one-sided difference).
 
-A classical drive (stimulated terms only) uses the same bilinear form with a
-line: the exact delta line puts the whole event at E' = E -+ omega_d, where n'
-is interpolated linearly in u and the density of states is E'/xi' exactly.
+The line drives (``ClassicalDrive``: stimulated terms only; ``ReadoutDrive``: with
+spontaneous ones) use Galerkin event weights instead (``_drive_entries``): each line
+node is an exact delta line whose events are integrated over their lower state against
+the hat functions of both ends, so the density of states E'/xi' of the upper state is
+never evaluated at the gap edge, every event has one rate (exact number), and the
+result converges at O(h^2).
 
 Layout and cost: the coefficient matrices are elementwise expressions of a few
 kernels (support fractions, J, coherence factors, N), and the operator is one
