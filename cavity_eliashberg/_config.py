@@ -45,7 +45,8 @@ from ._errors import ConfigError
 
 COMPUTE_KINDS = ("perturbative", "steady", "evolve")
 FIGURE_KINDS = (
-    "gap_change", "delta_n", "transient", "coupling", "map", "decay", "dynamic_gap_change", "none"
+    "gap_change", "delta_n", "transient", "coupling", "map", "decay", "dynamic_gap_change",
+    "resonator", "none",
 )
 
 
@@ -220,6 +221,9 @@ class ModelSection(_Strict):
     # T_qp >= T_c (the normal state: no gap, nothing for the baths to enhance) is refused
     # unless a study asks for it explicitly
     allow_normal_state: bool = False
+    # "fixed": Delta held at Delta_0 = Delta(T_qp) whatever n is (kinetics.Model.gap_mode;
+    # the convention of Fischer & Catelani and most resonator papers)
+    gap: Literal["self_consistent", "fixed"] = "self_consistent"
 
 
 class GridSection(_Strict):
@@ -298,6 +302,46 @@ class ClusterSection(_Strict):
 
     scheduler: str | None = None
     workers: Annotated[int, Field(ge=1, le=4096)] | None = None
+
+
+class ObservablesSection(_Strict):
+    """What a resonator made of the film sees (solvers.add_observables; docs/physics.md
+    section 11): sigma_1, sigma_2 at each probe frequency, delta f_r / f_r, 1 / Q_qp,
+    x_qp, T*, n_qp in um^-3 (and L_s with ``r_sq``), for steady and evolve results."""
+
+    # the resonance (probe) frequencies: "5 GHz", "20 ueV", "0.1 Delta0", or T_c numbers
+    probe_frequencies: list[Value]
+    alpha: float  # kinetic-inductance fraction, 0 < alpha <= 1
+    material: str = "Al"  # kinetics.MATERIALS: N_0 and (without model.t_c) T_c
+    r_sq: Value | None = None  # normal-state sheet resistance: ohms, or "1.5 ohm"
+
+    @pydantic.field_validator("probe_frequencies")
+    @classmethod
+    def _some(cls, v):
+        if not v:
+            raise ValueError(
+                'give at least one probe frequency, e.g. probe_frequencies = ["5 GHz"]'
+            )
+        return v
+
+    @pydantic.field_validator("alpha")
+    @classmethod
+    def _fraction(cls, v):
+        if not (math.isfinite(v) and 0.0 < v <= 1.0):
+            raise ValueError(
+                f"the kinetic-inductance fraction must be in (0, 1] (e.g. 0.1); got {v!r}"
+            )
+        return v
+
+    @pydantic.field_validator("material")
+    @classmethod
+    def _known(cls, v):
+        try:
+            return kinetics.material(v).name
+        except ParameterError:
+            raise ValueError(
+                f"unknown material {v!r}; allowed: {', '.join(kinetics.MATERIALS)}"
+            ) from None
 
 
 class PerturbativeSection(_Strict):
@@ -403,6 +447,7 @@ class Config(_Strict):
     cluster: ClusterSection = ClusterSection()
     output: OutputSection = OutputSection()
     figure: FigureSection = FigureSection()
+    observables: ObservablesSection | None = None
     analyses: list[Analysis] = []
     quick: dict[str, Any] = {}
 
@@ -716,6 +761,13 @@ def _check_semantics(cfg: Config, raw: dict) -> None:
     if cfg.evolve is not None and cfg.evolve.n0_excess != 0.0 and "evolve" not in cfg.compute:
         raise ConfigError("evolve.n0_excess applies to compute = ['evolve'] only.")
     _check_analyses(cfg)
+    if cfg.observables is not None:
+        observables_options(cfg)
+    elif cfg.figure.kind == "resonator":
+        raise ConfigError(
+            "figure.kind = 'resonator' draws the observables: add an [observables] table "
+            '(probe_frequencies = ["5 GHz"], alpha = 0.1, material = "Al").'
+        )
     # every point of the sweep must build: resolve units and construct the models now
     for point in sweep_points(cfg):
         build_model(cfg, point, raw=raw)
@@ -1158,10 +1210,73 @@ def build_model(
             raise ConfigError(f"{where}: {err}") from None
     try:
         return kinetics.Model(
-            t_qp=refs["T_qp"], tau_in=refs["tau_in"], baths=baths, grid=build_grid(cfg)
+            t_qp=refs["T_qp"], tau_in=refs["tau_in"], baths=baths, grid=build_grid(cfg),
+            gap_mode=cfg.model.gap,
         )
     except ParameterError as err:
         raise ConfigError(f"model: {err}") from None
+
+
+def observables_options(cfg: Config) -> dict:
+    """The ``[observables]`` table as keyword arguments of `solvers.add_observables`
+    (probe energies in T_c, alpha, the material, T_c [K], R_sq [ohm]); {} without one.
+
+    Physical units use ``model.t_c`` when given, else the material's T_c (N_0 is always
+    the material's)."""
+    obs = cfg.observables
+    if obs is None:
+        return {}
+    where = "observables"
+    if obs is not None and cfg.compute == ["perturbative"]:
+        raise ConfigError(
+            f"{where}: the observables are computed from the states of 'steady' or 'evolve'; "
+            "compute = ['perturbative'] has none. Add 'steady' to compute, or remove "
+            "[observables]."
+        )
+    mat = kinetics.material(obs.material)
+    refs = dict(references(cfg))
+    t_c = refs["t_c"] if refs["t_c"] is not None else mat.t_c
+    energies = []
+    for k, v in enumerate(obs.probe_frequencies):
+        name = f"{where}.probe_frequencies[{k}]"
+        e = _convert(v, name=name, dimension="energy", t_c=t_c, refs=refs)
+        if not e > 0:
+            raise ConfigError(
+                f"{name} = {v!r}: a probe frequency must be > 0; write e.g. '5 GHz', "
+                "'20 ueV' or '0.1 Delta0'."
+            )
+        energies.append(e)
+    if len(set(energies)) != len(energies):
+        raise ConfigError(f"{where}.probe_frequencies: a frequency is listed twice.")
+    r_sq = None
+    if obs.r_sq is not None:
+        r_sq = _resistance(obs.r_sq, f"{where}.r_sq")
+    return {"hbar_omega": np.asarray(energies), "alpha": float(obs.alpha), "material": mat,
+            "t_c_kelvin": float(t_c), "r_sq": r_sq}
+
+
+_OHMS = {"ohm": 1.0, "Ohm": 1.0, "Ω": 1.0, "mohm": 1e-3, "mOhm": 1e-3, "kohm": 1e3, "kOhm": 1e3}
+
+
+def _resistance(value, name: str) -> float:
+    """A sheet resistance in ohms: a number, or a string "1.5 ohm" (ohm, mohm, kohm)."""
+    if isinstance(value, str):
+        try:
+            number, unit = parse_quantity(value, name=name)
+        except ParameterError as err:
+            raise ConfigError(str(err)) from None
+        unit = unit.removesuffix("/sq").removesuffix("/square")
+        if unit not in _OHMS and unit != "":
+            raise ConfigError(
+                f"{name} = {value!r}: a sheet resistance takes the units "
+                f"{', '.join(sorted(set(_OHMS)))} (per square); e.g. '1.5 ohm'."
+            )
+        ohms = number * _OHMS.get(unit, 1.0)
+    else:
+        ohms = float(value)
+    if not (math.isfinite(ohms) and ohms > 0):
+        raise ConfigError(f"{name} = {value!r}: the sheet resistance must be > 0 [ohm].")
+    return ohms
 
 
 def save_times(cfg: Config, *, raw: dict | None = None) -> np.ndarray:

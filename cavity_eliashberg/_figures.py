@@ -1,6 +1,6 @@
 """Figures of study datasets (PNG, matplotlib Agg): one function per kind.
 
-(~740 lines: seven figure kinds and the helpers they share, labels, units, sign changes,
+(~850 lines: eight figure kinds and the helpers they share, labels, units, sign changes,
 profiles; each kind is one function that a reader can take alone.)
 
 ``plot(ds, path)`` picks the figure from ``ds.attrs["figure.kind"]``:
@@ -20,6 +20,10 @@ profiles; each kind is one function that a reader can take alone.)
   curve per value of ``figure.x`` and the static baths) and the decay times against
   ``figure.x`` relative to the static value (slowest eigenvalue: dots, fit: crosses) with
   the Rothwarf-Taylor line (analyses ``slowest_time``, ``decay_time``, ``rothwarf_taylor``);
+- ``resonator``: what a resonator made of the film sees ([observables]): delta f_r / f_r
+  and 1 / Q_qp against time (evolve) or against ``figure.x`` (a sweep), one curve per
+  probe frequency, with delta Delta / Delta_0 and x_qp beside them; a single steady state
+  shows sigma_1, sigma_2 and both against the probe frequency;
 - ``dynamic_gap_change``: delta Delta / Delta_0 against ``figure.x`` (log axis with
   ``log_x``), one curve per value of the other swept parameter, the static-bath reference
   (dashed; analysis ``static_reference``) and each curve's ``crossing``; beside it the
@@ -156,7 +160,7 @@ def _plt():
 
 
 _KINDS = ("gap_change", "delta_n", "transient", "coupling", "map", "decay",
-          "dynamic_gap_change")
+          "dynamic_gap_change", "resonator")
 
 
 def figure(ds: xr.Dataset):
@@ -406,7 +410,8 @@ def _transient(ds, plt):
     profiles = [
         v
         for v in ds.data_vars
-        if ds[v].dims == ("time",) and v not in ("gap", "relative_gap_change", "n_qp", "energy")
+        if ds[v].dims == ("time",)
+        and v not in ("gap", "relative_gap_change", "n_qp", "energy", *_OBSERVABLES)
     ]
     handles = list(ax.get_lines()[:1])
     if profiles:
@@ -760,5 +765,103 @@ def _dynamic_gap_change(ds, plt):
         b.set_title(f"{curve} = {float(one[curve]):.2g}" if curve else "", fontsize=9)
         b.legend(fontsize=7)
     fig.suptitle(ds.attrs.get("title", ""), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# the observables' per-state variables (solvers.add_observables): not bath profiles
+_OBSERVABLES = ("x_qp", "t_star", "t_star_mk", "gap_uev", "n_qp_um3")
+
+
+def _probe_labels(ds) -> list[str]:
+    if "probe_frequency" in ds.coords:
+        return [f"f_r = {f:.4g} GHz" for f in ds.probe_frequency.values]
+    return [f"hbar omega = {w:.3g} k_B T_c" for w in ds.probe_energy.values]
+
+
+def _resonator_x(ds):
+    """(x values, label, dimension) of the resonator panels: time (in ns or us when the
+    study gives T_c, else tau_in), or the swept parameter ``figure.x``."""
+    if "time" in ds.dims:
+        if "time_ns" in ds.coords:
+            t_ns = ds.time_ns.values
+            span = float(np.nanmax(np.abs(t_ns))) if t_ns.size else 0.0
+            if span >= 2e3:
+                return t_ns * 1e-3, "time t [us]", "time"
+            return t_ns, "time t [ns]", "time"
+        t, label = _time_axis(ds)
+        return t, label, "time"
+    x = ds.attrs.get("figure.x") or (_sweep_dims(ds) or [None])[0]
+    if x is None:
+        return None, "", None
+    return ds[x].values, _label(ds, x), x
+
+
+def _resonator(ds, plt):
+    xs, xlabel, xdim = _resonator_x(ds)
+    labels = _probe_labels(ds)
+    if xdim is None:  # a single steady state: the spectra against the probe frequency
+        return _resonator_spectrum(ds, plt, labels)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    others = [d for d in ds.frequency_shift.dims if d not in (xdim, "probe")]
+    pick = {d: 0 for d in others}  # further sweep axes: their first value
+    colors = plt.cm.viridis(np.linspace(0, 0.8, max(len(labels), 1)))
+    for k, label in enumerate(labels):
+        one = ds.isel(pick).isel(probe=k)
+        axes[0].plot(xs, one.frequency_shift.transpose(xdim).values, color=colors[k],
+                     label=label)
+        axes[1].plot(xs, one.inverse_q_qp.transpose(xdim).values, color=colors[k], label=label)
+    axes[0].axhline(0, color="k", lw=0.5)
+    axes[0].set_ylabel(r"$\delta f_r / f_r$")
+    axes[1].set_ylabel(r"$1/Q_{qp}$")
+    alpha = ds.attrs.get("observables.alpha")
+    axes[0].set_title(
+        "frequency shift against the equilibrium film at $T_{qp}$"
+        + (f", alpha = {alpha:g}" if alpha is not None else ""), fontsize=9)
+    axes[1].set_title("quasiparticle loss", fontsize=9)
+    for ax in axes[:2]:
+        ax.legend(fontsize=7)
+    ax = axes[2]
+    rel = "relative_gap_change" if "relative_gap_change" in ds else "relative_gap_change_nonlinear"
+    if rel in ds:
+        ax.plot(xs, ds[rel].isel(pick).transpose(xdim).values, color="C0",
+                label=r"$\delta\Delta/\Delta_0$")
+    ax.set_ylabel(r"$\delta\Delta/\Delta_0$", color="C0")
+    ax.axhline(0, color="k", lw=0.5)
+    if "x_qp" in ds:
+        twin = ax.twinx()
+        twin.plot(xs, ds.x_qp.isel(pick).transpose(xdim).values, color="C1", ls="--")
+        twin.set_ylabel(r"$x_{qp}$ (dashed)", color="C1")
+    ax.set_title("gap change and quasiparticle fraction", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel(xlabel)
+        if xdim != "time" and ds.attrs.get("figure.log_x"):
+            ax.set_xscale("log")
+    note = f"; further axes at their first value ({', '.join(others)})" if others else ""
+    fig.suptitle(f"{ds.attrs.get('title', '')}  ({_caption(ds)}{note})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _resonator_spectrum(ds, plt, labels):
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.4))
+    f = ds.probe_frequency.values if "probe_frequency" in ds.coords else ds.probe_energy.values
+    unit = "GHz" if "probe_frequency" in ds.coords else r"$k_BT_c$"
+    order = np.argsort(f)
+    a.plot(f[order], ds.sigma1.values[order], "o-", label=r"$\sigma_1/\sigma_N$")
+    a.plot(f[order], ds.sigma1_equilibrium.values[order], "k:", label="equilibrium")
+    b.plot(f[order], ds.sigma2.values[order], "o-", label=r"$\sigma_2/\sigma_N$")
+    b.plot(f[order], ds.sigma2_equilibrium.values[order], "k:", label="equilibrium")
+    for ax in (a, b):
+        ax.set_xlabel(f"probe frequency [{unit}]")
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    shifts = ", ".join(
+        f"{lab}: df/f = {s:.3g}, 1/Q = {q:.3g}"
+        for lab, s, q in zip(labels, ds.frequency_shift.values, ds.inverse_q_qp.values,
+                             strict=True)
+    )
+    fig.suptitle(f"{ds.attrs.get('title', '')}  ({_caption(ds)})\n{textwrap.fill(shifts, 140)}",
+                 fontsize=9)
     fig.tight_layout()
     return fig

@@ -32,6 +32,7 @@ from solvers import (
     VARIABLES,
     Interrupted,
     SolverError,
+    add_observables,
     evolve,
     model_attributes,
     package_versions,
@@ -57,6 +58,7 @@ from ._config import (
     dim_name,
     figure_axis,
     number_parameters,
+    observables_options,
     refined_axis,
     save_times,
     sweep_points,
@@ -199,6 +201,8 @@ def run_study(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", kinetics.PhysicsWarning)
                 ds, status, message = _solve(kind, models[0], cfg, t_save, ck, progress)
+            if ds is not None and kind in _OBSERVED and cfg.observables is not None:
+                ds = add_observables(ds, models[0], **observables_options(cfg))
             row = _point_dataset(kind, ds, models[0], cfg)
             if ds is not None:  # the solver's settings and statistics, for `show`
                 solver_attrs.update({f"{kind}.{k}": v for k, v in ds.attrs.items()
@@ -301,7 +305,15 @@ def _swept(kind, cfg, raw, models, t_save, store, scheduler, workers, overwrite,
                overwrite=overwrite, scheduler=scheduler, workers=workers, progress=progress,
                keep_n=True, **extra)
     dims = list(params)
-    out = _study_part(kind, ds.transpose(*dims, ...))
+    ds = ds.transpose(*dims, ...)
+    if kind in _OBSERVED and cfg.observables is not None:
+        # the models of the points in the sweep's order (the product of the axes)
+        shaped = np.empty([len(params[d]) for d in dims], dtype=object)
+        flat = shaped.reshape(-1)
+        for k, m in enumerate(models):
+            flat[k] = m
+        ds = add_observables(ds, shaped, **observables_options(cfg))
+    out = _study_part(kind, ds)
     status = ds["status"].transpose(*dims).values
     out[f"{kind}_status"] = (dims, np.where(status == "success", "success", "failed"))
     out[f"{kind}_message"] = (dims, ds["message"].transpose(*dims).values.astype(str))
@@ -313,6 +325,9 @@ def _swept(kind, cfg, raw, models, t_save, store, scheduler, workers, overwrite,
         out.attrs["figure.fine_x"] = f"{fine}_fine"
         out.attrs["figure.refine"] = cfg.perturbative.refine
     return out
+
+
+_OBSERVED = ("steady", "evolve")  # the kinds whose states give observables
 
 
 def _resume_info(raw: dict) -> dict:
@@ -379,6 +394,13 @@ def _annotate(
         ]
     for kind, w in wall.items():
         attrs[f"wall_time_s.{kind}"] = w
+    if cfg.observables is not None:
+        obs = observables_options(cfg)
+        attrs["observables.alpha"] = obs["alpha"]
+        attrs["observables.material"] = obs["material"].name
+        attrs["observables.t_c_kelvin"] = obs["t_c_kelvin"]
+        if obs["r_sq"] is not None:
+            attrs["observables.r_sq_ohm"] = obs["r_sq"]
     base = model_attributes(model)
     if cfg.sweep:  # parameters that vary over the sweep are the coordinates; keep the rest
         names = bath_names(cfg)

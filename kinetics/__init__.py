@@ -34,8 +34,12 @@ from ._gap import thermal_distribution as thermal_distribution  # noqa: E402
 from ._grid import Grid as Grid  # noqa: E402
 from ._grid import to_energy as to_energy  # noqa: E402
 from ._materials import ALUMINIUM as ALUMINIUM  # noqa: E402
+from ._materials import MATERIALS as MATERIALS  # noqa: E402
+from ._materials import NIOBIUM as NIOBIUM  # noqa: E402
+from ._materials import TANTALUM as TANTALUM  # noqa: E402
 from ._materials import Material as Material  # noqa: E402
 from ._materials import kaplan_pair_breaking_rate as kaplan_pair_breaking_rate  # noqa: E402
+from ._materials import material as material  # noqa: E402
 from ._materials import phonons_of as phonons_of  # noqa: E402
 from ._materials import planar_cavity_r as planar_cavity_r  # noqa: E402
 from ._model import PROCESSES as PROCESSES  # noqa: E402
@@ -54,6 +58,14 @@ from ._profiles import Ramp as Ramp  # noqa: E402
 from ._profiles import Step as Step  # noqa: E402
 from ._profiles import scale_parameter as scale_parameter  # noqa: E402
 from ._profiles import value_at as value_at  # noqa: E402
+from ._resonator import effective_temperature as effective_temperature  # noqa: E402
+from ._resonator import equilibrium_conductivity as equilibrium_conductivity  # noqa: E402
+from ._resonator import kinetic_inductance as kinetic_inductance  # noqa: E402
+from ._resonator import quasiparticle_density_um3 as quasiparticle_density_um3  # noqa: E402
+from ._resonator import quasiparticle_fraction as quasiparticle_fraction  # noqa: E402
+from ._resonator import resonator_response as resonator_response  # noqa: E402
+from ._resonator import to_microelectronvolt as to_microelectronvolt  # noqa: E402
+from ._resonator import to_nanoseconds as to_nanoseconds  # noqa: E402
 from ._units import allowed_units as allowed_units  # noqa: E402
 from ._units import parse_quantity as parse_quantity  # noqa: E402
 from ._units import to_internal as to_internal  # noqa: E402

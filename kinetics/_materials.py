@@ -68,6 +68,38 @@ class Material(eqx.Module):
 # Kaplan et al. 1976 (tau_0, tau_0^ph); N(0) = 1.72e10 / (eV um^3) per spin
 ALUMINIUM = Material(name="Al", t_c=1.19, tau0_ns=438.0, tau0_ph_ns=0.26, nu_f=1.72e28)
 
+# The weak-coupling elements of Kaplan et al., PRB 14, 4854 (1976), Table I, beside Al.
+# tau_0, tau_0^ph: Kaplan's Table I. nu_f: Kaplan's band density of states N(0) times the
+# renormalization Z_1(0) = 1 + lambda of the same table (the quasiparticle density of
+# states the measured densities refer to), as transcribed in Guruswamy's nestfsss
+# (Sc_Niobium.m, Sc_Tantalum.m; PhD thesis, Cambridge 2018). T_c: the bulk values
+# (Nb 9.25 K, Ta 4.47 K; Kittel, Introduction to Solid State Physics, Table 10.1).
+# The model's gap is weak-coupling BCS, Delta(0) = 1.764 k_B T_c (Nb: 1.41 meV, measured
+# ~1.5 meV; Ta: 0.68 meV, measured ~0.70 meV). The strong-coupling elements of the table
+# (Pb, Hg; 2 Delta / k_B T_c > 4) are left out: the phonon model (alpha^2 F = b Omega^2,
+# BCS gap ratio) does not describe them.
+NIOBIUM = Material(name="Nb", t_c=9.25, tau0_ns=0.149, tau0_ph_ns=0.00417, nu_f=2.84 * 3.17e28)
+TANTALUM = Material(name="Ta", t_c=4.47, tau0_ns=1.78, tau0_ph_ns=0.0227, nu_f=1.69 * 4.08e28)
+
+MATERIALS = {m.name: m for m in (ALUMINIUM, NIOBIUM, TANTALUM)}
+_ALIASES = {"aluminium": "Al", "aluminum": "Al", "niobium": "Nb", "tantalum": "Ta"}
+
+
+def material(name: str) -> Material:
+    """The `Material` of a chemical symbol ("Al", "Nb", "Ta") or English name
+    (case-insensitive); ParameterError naming the known materials otherwise."""
+    if isinstance(name, Material):
+        return name
+    key = str(name).strip()
+    key = _ALIASES.get(key.lower(), key)
+    for symbol, m in MATERIALS.items():
+        if symbol.lower() == key.lower():
+            return m
+    raise ParameterError(
+        f"material: unknown material {name!r}; known: {', '.join(MATERIALS)} "
+        "(or build a kinetics.Material)."
+    )
+
 
 def phonons_of(material: Material, t_ph: float, *, tau_esc_ns: float | None = None, **omega_grid):
     """A ``Phonons`` bath with the material's tau_0, static (``tau_esc_ns=None``) or

@@ -7,6 +7,7 @@ Knows no configuration files, figures or command lines (those are the applicatio
 
 import kinetics as _kinetics  # noqa: F401  (enables float64 before any JAX work)
 
+from ._dataset import add_observables as add_observables
 from ._dataset import annotate as annotate
 from ._dataset import build_dataset as build_dataset
 from ._dataset import load as load

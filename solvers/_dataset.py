@@ -11,6 +11,7 @@ appears under the final name; ``load`` reads it back identical.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import platform
@@ -23,7 +24,23 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from kinetics import PROCESSES, AbstractProfile, Model, thermal_distribution
+from kinetics import (
+    PROCESSES,
+    AbstractProfile,
+    Material,
+    Model,
+    ParameterError,
+    complex_conductivity,
+    effective_temperature,
+    equilibrium_conductivity,
+    kinetic_inductance,
+    quasiparticle_density_um3,
+    quasiparticle_fraction,
+    resonator_response,
+    thermal_distribution,
+    to_microelectronvolt,
+    to_nanoseconds,
+)
 
 from ._variables import attributes
 
@@ -64,6 +81,7 @@ def model_attributes(model: Model) -> dict:
         "model.grid.xi_max": g.xi_max,
         "model.grid.core": g.core,
         "model.n_baths": len(model.baths),
+        "model.gap_mode": model.gap_mode,
     }
     for k, b in enumerate(model.baths):
         attrs[f"baths.{k}.type"] = type(b).__name__
@@ -189,6 +207,162 @@ def state_variables(model: Model, y, gap, *, time: bool = False) -> tuple[dict, 
     return data, coords
 
 
+_H_EV_S = 4.135667696e-15  # Planck constant [eV s] (CODATA 2018, exact)
+_ROWS = 32  # states per compiled conductivity call (a fixed shape: one compilation)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _conductivity_rows(grid, ns, gaps, hbar_omega):
+    return jax.vmap(lambda n, d: complex_conductivity(grid, n, d, hbar_omega))(ns, gaps)
+
+
+def _conductivities(grid, ns: np.ndarray, gaps: np.ndarray, hbar_omega: np.ndarray):
+    """sigma_1, sigma_2 [sigma_N] of every row of `ns` (rows, grid.n) at its gap, shape
+    (rows, probes); NaN for a row whose state or gap is not finite (a failed point)."""
+    ok = np.isfinite(gaps) & np.all(np.isfinite(ns), axis=-1) & (gaps >= 0)
+    rows = ns.shape[0]
+    pad = (-rows) % _ROWS
+    safe_n = np.where(ok[:, None], ns, 0.0)
+    safe_d = np.where(ok, gaps, 1.0)
+    safe_n = np.concatenate([safe_n, np.zeros((pad, ns.shape[1]))])
+    safe_d = np.concatenate([safe_d, np.ones(pad)])
+    w = jnp.asarray(hbar_omega, dtype=jnp.float64)
+    s1, s2 = [], []
+    for k in range(0, rows + pad, _ROWS):
+        a, b = _conductivity_rows(
+            grid, jnp.asarray(safe_n[k : k + _ROWS]), jnp.asarray(safe_d[k : k + _ROWS]), w
+        )
+        s1.append(np.asarray(a))
+        s2.append(np.asarray(b))
+    s1 = np.concatenate(s1)[:rows]
+    s2 = np.concatenate(s2)[:rows]
+    return np.where(ok[:, None], s1, np.nan), np.where(ok[:, None], s2, np.nan)
+
+
+def add_observables(
+    ds: xr.Dataset,
+    model,
+    hbar_omega,
+    *,
+    alpha: float,
+    material: Material | None = None,
+    t_c_kelvin: float | None = None,
+    r_sq: float | None = None,
+) -> xr.Dataset:
+    """The dataset with what a resonator and a density measurement see of its states
+    (docs/physics.md section 11; the formulas are kinetics' ``resonator_response``,
+    ``effective_temperature``, ...). Works on a steady or evolve result of
+    ``build_dataset`` and on a sweep of them (any leading dimensions), from its ``n`` and
+    ``gap`` (and ``n_qp``).
+
+    - `model`: the `Model` of the result, or for a sweep an object array of Models with
+      the shape of the sweep's dimensions (the leading dimensions of ``gap`` without
+      ``time``, in that order); every model must share one grid. The reference of the
+      frequency shift is each model's equilibrium film at T_qp (thermal n_F with the
+      self-consistent gap on the grid).
+    - `hbar_omega`: the probe (resonance) photon energies [k_B T_c], scalar or 1-D.
+    - `alpha`: the kinetic-inductance fraction, 0 < alpha <= 1.
+    - `material`: gives N_0 for ``n_qp_um3`` (and T_c when `t_c_kelvin` is None).
+    - `t_c_kelvin`: T_c [K] for the physical units (``gap_uev``, ``t_star_mk``,
+      ``time_ns``, ``probe_frequency`` in GHz); default the material's.
+    - `r_sq`: normal-state sheet resistance [ohm]: adds ``kinetic_inductance`` [pH].
+
+    Adds ``sigma1``, ``sigma2``, ``frequency_shift``, ``inverse_q_qp`` (over the ``probe``
+    dimension), ``sigma1_equilibrium``, ``sigma2_equilibrium``, ``x_qp``, ``t_star`` and,
+    with T_c, ``gap_uev``, ``t_star_mk``, ``n_qp_um3`` (with a material); names, long names
+    and units from ``solvers.VARIABLES``; the settings as ``observables.*`` attributes.
+    Failed (NaN) states give NaN observables.
+    """
+    w = np.atleast_1d(np.asarray(hbar_omega, dtype=np.float64))
+    if w.ndim != 1 or w.size == 0 or not np.all(np.isfinite(w) & (w > 0)):
+        raise ParameterError(
+            f"add_observables: hbar_omega must be one or more finite energies > 0 [T_c]; "
+            f"got {hbar_omega!r}."
+        )
+    if "n" not in ds or "gap" not in ds:
+        raise ParameterError(
+            "add_observables: the dataset needs the states 'n' and their 'gap' (a sweep "
+            "must keep n: keep_n=True)."
+        )
+    gap = ds["gap"]
+    lead = [d for d in gap.dims if d != "time"]
+    models = np.asarray(model, dtype=object) if not isinstance(model, Model) else None
+    if models is not None and models.shape != tuple(ds.sizes[d] for d in lead):
+        raise ParameterError(
+            f"add_observables: {models.shape} models for a dataset of shape "
+            f"{tuple(ds.sizes[d] for d in lead)} ({lead})."
+        )
+    flat_models = [model] if models is None else list(models.reshape(-1))
+    grid = flat_models[0].grid
+    if any(m.grid != grid for m in flat_models):
+        raise ParameterError("add_observables: the models of a sweep must share one grid.")
+    t_c = t_c_kelvin if t_c_kelvin is not None else (material.t_c if material else None)
+
+    # the equilibrium reference of each model (one evaluation per distinct T_qp)
+    refs = {}
+    for m in flat_models:
+        t = float(m.t_qp)
+        if t not in refs:
+            s1, s2 = equilibrium_conductivity(grid, t, w)
+            refs[t] = (np.asarray(s1), np.asarray(s2))
+    ref1 = np.stack([refs[float(m.t_qp)][0] for m in flat_models])
+    ref2 = np.stack([refs[float(m.t_qp)][1] for m in flat_models])
+    lead_shape = tuple(ds.sizes[d] for d in lead)
+    ref1 = ref1.reshape(lead_shape + (w.size,))
+    ref2 = ref2.reshape(lead_shape + (w.size,))
+
+    dims = tuple(gap.dims)
+    n = ds["n"].transpose(*dims, "xi").values.reshape(-1, grid.n)
+    gaps = gap.transpose(*dims).values.reshape(-1)
+    s1, s2 = _conductivities(grid, n, gaps, w)
+    shape = tuple(ds.sizes[d] for d in dims) + (w.size,)
+    s1, s2 = s1.reshape(shape), s2.reshape(shape)
+    # the reference broadcast against the states: a time axis sits after the sweep axes
+    ref2_b = ref2 if "time" not in dims else np.expand_dims(ref2, dims.index("time"))
+    shift, inv_q = resonator_response(s1, s2, ref2_b, alpha)
+    pdims = (*dims, "probe")
+    n_qp = (
+        ds["n_qp"].transpose(*dims).values
+        if "n_qp" in ds
+        else 4.0 * np.sum(np.asarray(grid.weights) * ds["n"].transpose(*dims, "xi").values, -1)
+    )
+    data = {
+        "sigma1": (pdims, s1),
+        "sigma2": (pdims, s2),
+        "frequency_shift": (pdims, np.asarray(shift)),
+        "inverse_q_qp": (pdims, np.asarray(inv_q)),
+        "sigma1_equilibrium": ((*lead, "probe"), ref1),
+        "sigma2_equilibrium": ((*lead, "probe"), ref2),
+        "x_qp": (dims, quasiparticle_fraction(n_qp)),
+        "t_star": (dims, effective_temperature(grid, n_qp, gap.transpose(*dims).values)),
+    }
+    coords = {"probe_energy": ("probe", w)}
+    attrs = {"observables.alpha": float(alpha)}
+    if t_c is not None:
+        data["gap_uev"] = (dims, to_microelectronvolt(gap.transpose(*dims).values, t_c))
+        data["t_star_mk"] = (dims, data["t_star"][1] * t_c * 1e3)
+        coords["probe_frequency"] = ("probe", to_microelectronvolt(w, t_c) * 1e-6 / _H_EV_S * 1e-9)
+        if "time" in ds.coords:
+            coords["time_ns"] = ("time", to_nanoseconds(ds["time"].values, t_c))
+        attrs["observables.t_c_kelvin"] = float(t_c)
+    if material is not None:
+        data["n_qp_um3"] = (dims, quasiparticle_density_um3(n_qp, material, t_c))
+        attrs["observables.material"] = material.name
+        attrs["observables.nu_f"] = float(material.nu_f)
+    if r_sq is not None:
+        if t_c is None:
+            raise ParameterError("add_observables: r_sq needs T_c (a material or t_c_kelvin).")
+        data["kinetic_inductance"] = (pdims, kinetic_inductance(s2, w, r_sq, t_c) * 1e12)
+        attrs["observables.r_sq_ohm"] = float(r_sq)
+    out = ds.assign_coords(coords).assign(
+        {k: xr.Variable(d, v) for k, (d, v) in data.items()}
+    )
+    for name in (*data, *coords):
+        out[name].attrs.update(attributes(name))
+    out.attrs.update(attrs)
+    return out
+
+
 def annotate(ds: xr.Dataset) -> xr.Dataset:
     """Give every variable and coordinate its long name and units from the one table
     (``solvers.VARIABLES``); variables that already carry units keep theirs."""
@@ -289,4 +463,4 @@ def load(path) -> xr.Dataset:
         return ds.load()
 
 
-__all__ = ["build_dataset", "state_variables", "annotate", "save", "load"]
+__all__ = ["build_dataset", "state_variables", "annotate", "add_observables", "save", "load"]

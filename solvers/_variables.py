@@ -34,6 +34,11 @@ def _v(long_name, units, kinds=_ALL, **study):
     return Variable(long_name, units, frozenset(kinds), MappingProxyType(study))
 
 
+def _obs(long_name, units, study_name):
+    """An observable: carried by steady and evolve results, same name in a study."""
+    return _v(long_name, units, {"steady", "evolve"}, steady=study_name, evolve=study_name)
+
+
 VARIABLES = MappingProxyType(
     {
         # ---- the state and what is derived from it (every solver)
@@ -60,6 +65,46 @@ VARIABLES = MappingProxyType(
         ),
         "quasiparticle_energy": _v("E_xi = sqrt(xi^2 + Delta^2)", "k_B T_c"),
         "delta0": _v("equilibrium gap Delta_0 = Delta(T_qp) on the model's grid", "k_B T_c"),
+        # ---- observables (solvers.add_observables; docs/physics.md section 11)
+        "sigma1": _obs(
+            "Mattis-Bardeen sigma_1 / sigma_N at the probe frequency (absorption + pair "
+            "breaking)", "sigma_N", "sigma1",
+        ),
+        "sigma2": _obs("Mattis-Bardeen sigma_2 / sigma_N at the probe frequency", "sigma_N",
+                       "sigma2"),
+        "sigma1_equilibrium": _obs(
+            "sigma_1 / sigma_N of the equilibrium film at T_qp (thermal, self-consistent gap)",
+            "sigma_N", "sigma1_equilibrium",
+        ),
+        "sigma2_equilibrium": _obs(
+            "sigma_2 / sigma_N of the equilibrium film at T_qp (thermal, self-consistent gap)",
+            "sigma_N", "sigma2_equilibrium",
+        ),
+        "frequency_shift": _obs(
+            "resonance shift delta f_r / f_r = (alpha/2)(sigma_2 - sigma_2,eq) / sigma_2,eq "
+            "against the equilibrium film at T_qp", "1", "frequency_shift",
+        ),
+        "inverse_q_qp": _obs(
+            "quasiparticle loss 1 / Q_qp = alpha sigma_1 / sigma_2", "1", "inverse_q_qp"
+        ),
+        "kinetic_inductance": _obs(
+            "kinetic inductance per square L_s = R_sq / (omega sigma_2 / sigma_N)", "pH",
+            "kinetic_inductance",
+        ),
+        "x_qp": _obs(
+            "quasiparticle fraction x_qp = n_qp / (2 N_0 Delta(0)), Delta(0) = 1.764 k_B T_c",
+            "1", "x_qp",
+        ),
+        "t_star": _obs(
+            "effective temperature T*: n_F at the state's gap with the same n_qp", "k_B T_c",
+            "t_star",
+        ),
+        "t_star_mk": _obs("effective temperature T*", "mK", "t_star_mk"),
+        "n_qp_um3": _obs(
+            "quasiparticle density 4 N_0 integral dxi n (both spins and branches)", "um^-3",
+            "n_qp_um3",
+        ),
+        "gap_uev": _obs("superconducting gap Delta", "ueV", "gap_uev"),
         # ---- perturbative only
         "relative_gap_change_gl": _v(
             "delta Delta / Delta_0, Ginzburg-Landau form", "1", {"perturbative"},
@@ -125,6 +170,10 @@ COORDS = MappingProxyType(
         "time": ("time", "hbar / (k_B T_c)"),
         "bath": ("bath (index:type)", "1"),
         "process": ("process", "1"),
+        "probe": ("probe (resonance) frequency index", "1"),
+        "probe_energy": ("probe photon energy hbar omega", "k_B T_c"),
+        "probe_frequency": ("probe (resonance) frequency f = omega / 2 pi", "GHz"),
+        "time_ns": ("time", "ns"),
     }
 )
 
