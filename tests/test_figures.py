@@ -440,3 +440,44 @@ def test_plot_draws_a_python_api_result_of_a_dynamic_model(tmp_path):
     png = tmp_path / "dynamic_steady.png"
     assert main(["plot", str(nc), "--output", str(png)]) == 0
     assert png.stat().st_size > 10_000
+
+
+def _resonator_ds(time_axis=True):
+    w = np.array([0.2, 0.5])
+    if time_axis:
+        time = np.linspace(-500.0, 8000.0, 30)
+        rise = np.where(time < 0, 0.0, 1.0 - np.exp(-np.clip(time, 0, None) / 2000.0))
+        dims, coords = ("time",), {"time": time, "time_ns": ("time", time * 6.42e-3)}
+    else:
+        x = np.array([1.0, 2.0, 3.0, 4.0])
+        rise = 0.1 * x
+        dims = ("cavity_omega0",)
+        coords = {"cavity_omega0": _coord("cavity_omega0", x, "cavity.omega0", "Delta0")}
+    shift = np.outer(rise, [1.8e-3, 1.7e-3])
+    return xr.Dataset(
+        {
+            "frequency_shift": ((*dims, "probe"), shift),
+            "inverse_q_qp": ((*dims, "probe"), 0.0192 - 0.3 * shift),
+            "relative_gap_change": (dims, 0.02 * rise),
+            "x_qp": (dims, 0.494 - 0.01 * rise),
+        },
+        coords={**coords, "probe_energy": ("probe", w), "probe_frequency": ("probe", [5.0, 12.4])},
+        attrs={**BASE_ATTRS, "figure.kind": "resonator", "observables.alpha": 0.1},
+    )
+
+
+@pytest.mark.parametrize("time_axis", [True, False])
+def test_resonator_figure_draws_shift_and_loss_per_probe_frequency(time_axis):
+    fig = figures.figure(_resonator_ds(time_axis))
+    shift_ax, loss_ax, gap_ax = fig.axes[:3]
+    assert len(shift_ax.get_lines()) == 2 + 1  # one curve per probe, and the zero line
+    assert len(loss_ax.get_lines()) == 2
+    labels = [t.get_text() for t in shift_ax.get_legend().get_texts()]
+    assert labels == ["f_r = 5 GHz", "f_r = 12.4 GHz"]
+    if time_axis:  # the study gives T_c: times in ns (55 ns here)
+        assert shift_ax.get_xlabel() == "time t [ns]"
+        np.testing.assert_allclose(shift_ax.get_lines()[0].get_xdata()[-1], 8000.0 * 6.42e-3)
+    else:
+        assert "omega" in shift_ax.get_xlabel()
+    np.testing.assert_allclose(shift_ax.get_lines()[0].get_ydata(),
+                               _resonator_ds(time_axis).frequency_shift.values[:, 0])
