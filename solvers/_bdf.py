@@ -105,9 +105,9 @@ def _interpolate(d, order, t_new, h, t):
     return d[0] + p @ d[1 : MAX_ORDER + 1]
 
 
-def _initial_step(fun, t0, y0, f0, span, rtol, atol):
+def _initial_step(fun, t0, y0, f0, span, error_scale):
     """scipy's select_initial_step for order 1 (Hairer, Norsett & Wanner II.4)."""
-    scale = atol + jnp.abs(y0) * rtol
+    scale = error_scale(y0)
     d0, d1 = _rms(y0 / scale), _rms(f0 / scale)
     h0 = jnp.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / jnp.where(d1 > 0, d1, 1.0))
     h0 = jnp.minimum(h0, span)
@@ -156,6 +156,7 @@ def bdf_solve(
     jumps=(),
     progress_meter=None,
     reuse: bool = True,
+    error_scale: Callable | None = None,
 ) -> BDFSolution:
     """Integrate y' = fun(t, y) from t0 to t1 >= t0, saving at ``ts`` (ts[0] = t0).
 
@@ -164,6 +165,9 @@ def bdf_solve(
     - `fun(t, y)`: the right-hand side; `jac(t, y)`: its dense Jacobian (N x N).
     - `rtol`, `atol`: the local error of each step, in the rms norm weighted by
       atol + rtol |y| (as scipy and CVODE), must stay below 1.
+    - `error_scale(y)`: the weights of that norm instead (per component); the solvers
+      integrate log-odds of occupations and weigh their errors as occupations
+      (``solvers._occupations``).
     - `max_steps`: bound on step attempts (accepted + rejected).
     - `jumps`: increasing times in (t0, t1) where the right-hand side is discontinuous
       (see ``interior_jumps``): the integration stops just before each (a relative
@@ -184,6 +188,9 @@ def bdf_solve(
     num_rejected_steps, num_rhs, num_jacobian, num_lu.
     """
     meter = diffrax.NoProgressMeter() if progress_meter is None else progress_meter
+    if error_scale is None:
+        def error_scale(y):
+            return atol + rtol * jnp.abs(y)
     t0 = jnp.asarray(t0, dtype=jnp.float64)
     t1 = jnp.asarray(t1, dtype=jnp.float64)
     ts = jnp.asarray(ts, dtype=jnp.float64)
@@ -244,7 +251,7 @@ def bdf_solve(
     def start_differences(t, y, t_end):
         """Order-1 history at (t, y): D^0 = y, D^1 = h f, with scipy's first step."""
         f = fun(t, y)
-        h = _initial_step(fun, t, y, f, t_end - t, rtol, atol)
+        h = _initial_step(fun, t, y, f, t_end - t, error_scale)
         d = jnp.zeros((_ROWS, n)).at[0].set(y).at[1].set(h * f)
         return d, h
 
@@ -318,7 +325,7 @@ def bdf_solve(
         d, t_new, h, y_predict, c, cross = prepare(s)
         n_equal = jnp.where(cross, 0, s["n_equal"])
         k = jnp.arange(_ROWS)
-        scale = atol + rtol * jnp.abs(y_predict)
+        scale = error_scale(y_predict)
         psi = jnp.where((k >= 1) & (k <= order), gamma, 0.0) @ d / alpha[order]
         jac_current = s["jac_current"]
         c_lu = s["c_lu"]
@@ -332,7 +339,7 @@ def bdf_solve(
         )
 
         safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER + n_iter)
-        scale_new = atol + rtol * jnp.abs(y_new)
+        scale_new = error_scale(y_new)
         error_norm = _rms(error_const[order] * dy / scale_new)
         accept = converged & (error_norm <= 1.0)
         retry_jac = ~converged & ~jac_current  # same step again, with a fresh Jacobian

@@ -26,9 +26,10 @@ from kinetics import Model, ParameterError
 from ._bdf import bdf_solve, interior_jumps
 from ._dataset import build_dataset, load, model_attributes, save
 from ._errors import Interrupted, SolverError
+from ._occupations import from_z, scale, to_z, z_jacobian, z_rhs
 from ._options import EVOLVE
 from ._resources import check_resources
-from ._rhs import blas_single_thread, vector_field
+from ._rhs import blas_single_thread, vector_field, z_vector_field
 
 DIFFRAX_SOLVERS = {
     "tsit5": diffrax.Tsit5,
@@ -38,6 +39,14 @@ DIFFRAX_SOLVERS = {
     "kvaerno4": diffrax.Kvaerno4,
     "kvaerno5": diffrax.Kvaerno5,
 }
+# The implicit solvers integrate the log-odds of the occupations (``_occupations``): n
+# stays in (0, 1) and tiny occupations keep their relative accuracy. The explicit ones
+# integrate n itself: in z a tiny occupation filled from outside grows like ln(rate t),
+# a stiff mode (eigenvalue -dz/dt) that explicit steps would have to resolve (measured:
+# the paper's corner at eta tau_in = 0.3 did not finish in 10 min instead of seconds).
+# Explicit solvers are for T_qp near T_c, where occupations are far from 0 (``_diagnose``
+# stops any run whose n leaves [0, 1]).
+EXPLICIT = frozenset({"tsit5", "dopri5", "dopri8"})
 # every solver evolve offers; "bdf" is solvers._bdf (Jacobian and LU kept across steps)
 SOLVERS = {**DIFFRAX_SOLVERS, "bdf": bdf_solve}
 # explicit steps are limited to |lambda| dt < ~3, so Tsit5's cost grows like |lambda| T
@@ -60,8 +69,16 @@ def stiffness_estimate(model: Model, n, t=0.0) -> float:
     return float(_gershgorin(model, jnp.asarray(n), t))
 
 
+# below this T_qp the occupations near the gap edge (n ~ e^{-Delta/T} < 1e-3) are within
+# reach of an explicit step's rounding and error: "auto" integrates the log-odds (bdf)
+_LOW_TEMPERATURE = 0.3
+
+
 def choose_solver(model: Model, n0, t_span: float, t0: float = 0.0) -> str:
-    """'tsit5' when |lambda|_max * t_span is small enough for explicit steps, else 'bdf'."""
+    """'tsit5' when |lambda|_max * t_span is small enough for explicit steps and T_qp is
+    not low (>= 0.3 T_c), else 'bdf'."""
+    if float(model.t_qp) < _LOW_TEMPERATURE:
+        return "bdf"
     stiff = stiffness_estimate(model, n0, t0) * t_span
     return "tsit5" if stiff < _STIFFNESS_THRESHOLD else "bdf"
 
@@ -242,7 +259,7 @@ def evolve(
             reason, message = result_reason(int(out["result"]))
             ok = not reason
             if ok:
-                reason, message = _diagnose(model, rows, gaps[a : b + 1], seg)
+                reason, message = _diagnose(model, rows, gaps[a : b + 1], seg, atol, rtol)
                 ok = not reason
             finite = np.all(np.isfinite(rows), axis=1)
             done_to = a + int(np.argmin(finite)) - 1 if not finite.all() else b
@@ -312,15 +329,18 @@ def result_reason(code: int) -> tuple[str, str]:
     return "failed", message
 
 
-def _diagnose(model: Model, rows, gaps, times) -> tuple[str, str]:
+def _diagnose(model: Model, rows, gaps, times, atol: float = 0.0,
+              rtol: float = 0.0) -> tuple[str, str]:
     """A physical failure in integrated states, as (reason, message); ("", "") if none:
-    non-finite, n outside [0, 1], Delta -> 0."""
+    non-finite, n outside [0, 1] by more than the accuracy asked for (atol + rtol max n of
+    the state; the implicit solvers cannot leave [0, 1], an explicit step can), Delta -> 0."""
     n = rows[:, : model.grid.n]
     finite = np.all(np.isfinite(rows), axis=1)
     if not finite.all():
         k = int(np.argmin(finite))
         return "nonfinite", f"a non-finite value in the state at t = {times[k]:g}"
-    bad = np.any((n < -1e-6) | (n > 1.0 + 1e-6), axis=1)
+    slack = atol + rtol * np.max(np.abs(n), axis=1, keepdims=True)
+    bad = np.any((n < -slack) | (n > 1.0 + slack), axis=1)
     if bad.any():
         k = int(np.argmax(bad))
         return "left_unit_interval", (
@@ -419,8 +439,14 @@ def evolve_core(model, y0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, 
     states, inf/NaN rows where the run did not get to), ``gap`` of each saved state
     (NaN there), ``result`` (a diffrax ``RESULTS`` code) and ``stats`` (counters).
     """
-    sol = _integrate(model, y0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progress)
-    ys = sol.ys
+    if name in EXPLICIT:
+        sol = _integrate(model, y0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progress)
+        ys = sol.ys
+    else:
+        z0 = to_z(model, y0)
+        sol = _integrate(model, z0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progress)
+        reached = jnp.all(jnp.isfinite(sol.ys), axis=1)[:, None]
+        ys = jnp.where(reached, jax.vmap(lambda z: from_z(model, z))(sol.ys), jnp.inf)
     done = jnp.all(jnp.isfinite(ys), axis=1)
     gaps = jax.vmap(model.gap)(jnp.where(done[:, None], ys, 0.0))
     # counters only: diffrax's stats also echo the max_steps setting, which summed over
@@ -433,15 +459,68 @@ def evolve_core(model, y0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, 
 _core_jit = eqx.filter_jit(evolve_core)
 
 
-def _integrate(model, y0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progress):
+class OccupationErrors(diffrax.AbstractAdaptiveStepSizeController):
+    """diffrax's PID controller for the log-odds z of the occupations, with each step's
+    error measured as the error of the occupation it stands for, |dy| = D(z) |dz|,
+    against atol + rtol |y| (so `rtol` is relative to every occupation, however small,
+    and `atol` an absolute floor below which occupations are not resolved). The implicit
+    solvers' Newton iterations see tolerances in z: an error rtol in z is a relative
+    error rtol of the occupation."""
+
+    inner: diffrax.PIDController
+    model: Model
+
+    @property
+    def rtol(self):
+        return 0.0
+
+    @property
+    def atol(self):
+        return self.inner.rtol
+
+    @property
+    def norm(self):
+        return self.inner.norm
+
+    def wrap(self, direction):
+        return eqx.tree_at(lambda c: c.inner, self, self.inner.wrap(direction))
+
+    def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
+        return self.inner.init(terms, t0, t1, y0, dt0, args, func, error_order)
+
+    def adapt_step_size(self, t0, t1, y0, y1_candidate, args, y_error, error_order,
+                        controller_state):
+        err = None if y_error is None else y_error * scale(self.model, y1_candidate)
+        return self.inner.adapt_step_size(
+            t0, t1, from_z(self.model, y0), from_z(self.model, y1_candidate), args, err,
+            error_order, controller_state,
+        )
+
+
+def _error_scale(model, rtol, atol):
+    """The BDF's error weights for z: (atol + rtol y) / D, i.e. errors of y."""
+    def weights(z):
+        return (atol + rtol * from_z(model, z)) / scale(model, z)
+
+    return weights
+
+
+def _integrate(model, z0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progress):
+    """One integration; `z0` is the log-odds state (``_occupations``) for the implicit
+    solvers and the occupations themselves for the explicit ones (see ``EXPLICIT``)."""
     if name == "bdf":  # stops at the jumps itself; dt0 is its own first-step choice
         meter = TimeProgress(refresh_steps=5, label=f"evolve ({name})") if progress else None
         return bdf_solve(
-            lambda t, y: model.rhs(t, y), lambda t, y: model.jacobian(t, y), t0, t1, y0, ts,
-            rtol=rtol, atol=atol, max_steps=max_steps, jumps=jumps, progress_meter=meter,
+            lambda t, z: z_rhs(model, t, z), lambda t, z: z_jacobian(model, t, z), t0, t1, z0,
+            ts, rtol=rtol, atol=atol, max_steps=max_steps, jumps=jumps, progress_meter=meter,
+            error_scale=_error_scale(model, rtol, atol),
         )
-    field = vector_field(model)
-    controller = diffrax.PIDController(rtol=rtol, atol=atol)
+    if name in EXPLICIT:
+        field = vector_field(model)
+        controller = diffrax.PIDController(rtol=rtol, atol=atol)
+    else:
+        field = z_vector_field(model)
+        controller = OccupationErrors(diffrax.PIDController(rtol=rtol, atol=atol), model)
     jumps = jnp.asarray(jumps, dtype=jnp.float64).reshape(-1)  # a tuple from sweeps
     if jumps.shape[0]:
         # Clipping at a jump steps to nextafter(jump); at a jump exactly at t = 0 that
@@ -462,7 +541,7 @@ def _integrate(model, y0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, p
         t0=t0,
         t1=t1,
         dt0=dt0,
-        y0=y0,
+        y0=z0,
         saveat=diffrax.SaveAt(ts=ts),
         stepsize_controller=controller,
         max_steps=max_steps,

@@ -12,7 +12,7 @@ DEFAULTS = MappingProxyType(
             {
                 "start": "perturbative",  # or "thermal"
                 "method": "newton",  # or "integrate"
-                "tol": 1e-11,  # max |dn/dt| tau_in (or times the fastest relaxation time)
+                "tol": 1e-10,  # relative residual and distance of each occupation (_newton)
                 "max_iter": 50,  # Newton iterations per stage
                 "continuation_steps": 8,  # stages of the coupling ramp when Newton fails
                 "solver": "kvaerno5",  # the diffrax solver of method="integrate"

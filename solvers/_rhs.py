@@ -1,10 +1,11 @@
 """The model's right-hand side with its structured Jacobian attached.
 
-``vector_field(model)`` returns f(t, n, args) whose JVP in n is the structured
-O(N^2) Jacobian of ``Model.jacobian`` (kernel terms + the rank-one term through
-the self-consistent gap) instead of forward-mode differentiation through the
-N x N kernels, which would cost O(N^3). Implicit diffrax solvers and the Newton
-steady state both differentiate through it.
+``vector_field(model)`` returns f(t, y, args) and ``z_vector_field(model)`` the same
+in the solver variables z (log-odds of the occupations, ``_occupations``); their JVPs
+are the structured O(N^2) Jacobian of ``Model.jacobian`` (kernel terms + the rank-one
+term through the self-consistent gap), instead of forward-mode differentiation through
+the N x N kernels, which would cost O(N^3). The implicit diffrax solvers differentiate
+through them.
 """
 
 from __future__ import annotations
@@ -16,21 +17,39 @@ import jax.numpy as jnp
 
 from kinetics import Model
 
+from ._occupations import z_jacobian, z_rhs
+
 
 def vector_field(model: Model):
     @jax.custom_jvp
-    def f(t, n):
-        return model.rhs(t, n)
+    def f(t, y):
+        return model.rhs(t, y)
 
     @f.defjvp
     def f_jvp(primals, tangents):
-        t, n = primals
-        _, dn = tangents
-        jac = model.jacobian(t, n)
-        return model.rhs(t, n), jac @ dn
+        t, y = primals
+        _, dy = tangents
+        return model.rhs(t, y), model.jacobian(t, y) @ dy
 
-    def field(t, n, args=None):
-        return f(jnp.asarray(t, dtype=jnp.float64), n)
+    def field(t, y, args=None):
+        return f(jnp.asarray(t, dtype=jnp.float64), y)
+
+    return field
+
+
+def z_vector_field(model: Model):
+    @jax.custom_jvp
+    def f(t, z):
+        return z_rhs(model, t, z)
+
+    @f.defjvp
+    def f_jvp(primals, tangents):
+        t, z = primals
+        _, dz = tangents
+        return z_rhs(model, t, z), z_jacobian(model, t, z) @ dz
+
+    def field(t, z, args=None):
+        return f(jnp.asarray(t, dtype=jnp.float64), z)
 
     return field
 

@@ -14,130 +14,166 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optimistix as optx
 import xarray as xr
 
 from kinetics import Model, ParameterError, perturbative_delta_n
 
+from ._bdf import bdf_solve
 from ._dataset import build_dataset
 from ._errors import SolverError
-from ._evolve import DIFFRAX_SOLVERS, gershgorin, initial_state
+from ._evolve import DIFFRAX_SOLVERS, EXPLICIT, initial_state
+from ._occupations import (
+    N_FLOOR,
+    Z_FLOOR,
+    at_floor,
+    from_z,
+    physical_problem,
+    scaled_jacobian,
+    to_z,
+    z_rhs,
+)
 from ._options import STEADY
 from ._perturbative import compiled_core as perturbative_compiled
 from ._perturbative import perturbation_warnings, perturbative_core, warn_all
 from ._resources import check_resources
-from ._rhs import blas_single_thread, vector_field
+from ._rhs import blas_single_thread
+
+# Largest change of one occupation per Newton iteration, as a factor (a trust region in
+# ln n): a linear step that would make n negative, or multiply it by 1e100, is cut to this.
+_MAX_FACTOR = 1e8
 
 
-def _residual_weights(model: Model, y, t, scale):
-    """Per-component residual weights, or None for a static model (then rhs * scale).
-
-    n: scale (tau_in), i.e. the change of n per relaxation time, as always. A dynamic
-    bath's N_k: min(scale, 1 / |dF_k/dN_k|) at the starting point, i.e. the change of N_k
-    over the node's own fastest time (escape or exchange with the quasiparticles): an
-    occupation error like n's. (Weighting by tau_in alone leaves rounding x exchange rate
-    ~ 1/r_cav above any tolerance; by the mode density rho, a tiny r_cav hides a wrong N.)
-    """
-    if not model.dynamic:
-        return None
+def _step(model: Model, z, u, lam):
+    """z after the Newton step lam * u, u = D^{-1} dy the Newton direction of y in relative
+    units: n -> n + lam dy exactly (so an affine problem converges in one step) unless that
+    would change n or 1 - n by more than the factor _MAX_FACTOR (e.g. make it negative):
+    then n moves by that factor, and stays in (0, 1). Bosons the same with N."""
     nn = model.grid.n
-    diag = jnp.abs(jnp.diagonal(model.jacobian(t, y)))[nn:]
-    w_b = 1.0 / jnp.maximum(diag, 1.0 / scale)
-    return jnp.concatenate([jnp.full((nn,), scale), w_b])
+    lo, hi = 1.0 / _MAX_FACTOR, _MAX_FACTOR
+    n = from_z(model, z)[:nn]
+    s = lam * u
+    up = jnp.clip(1.0 + s[:nn] * (1.0 - n), lo, hi)  # n_new / n
+    down = jnp.clip(1.0 - s[:nn] * n, lo, hi)  # (1 - n_new) / (1 - n)
+    zn = z[:nn] + jnp.log(up) - jnp.log(down)
+    if z.shape[0] == nn:
+        return zn
+    zb = z[nn:] + jnp.log(jnp.clip(1.0 + s[nn:], lo, hi))
+    return jnp.concatenate([zn, zb])
 
 
-def _newton(model: Model, n0, t, scale, tol, max_iter):
-    """Damped Newton with the structured Jacobian; every loop is bounded.
+def _relaxation_times(jac):
+    """tau_i = 1 / |J_ii| (each occupation's own relaxation time at this state: bounded for
+    every physical state, unlike a Gershgorin bound of the whole matrix), floored at 1e-12
+    of the fastest so that an isolated node cannot make it infinite."""
+    rate = jnp.abs(jnp.diagonal(jac))
+    return 1.0 / jnp.maximum(rate, 1e-12 * jnp.max(rate))
 
-    Convergence: max |F(n)| * scale < tol, with scale = tau_in (or the fastest
-    relaxation time when there is no tau_in), i.e. the residual measured as a
-    change of n per relaxation time, *and* the estimated distance to the root
-    max |J^-1 F(n)| below tol (over n, not the bosons; J of the iteration, so it costs
-    one triangular solve with its LU). The distance is right whatever the stiffness: a
-    residual test alone stops too early on slow modes (without tau_in, a phonon bath's
-    gap mode relaxes ~1e4 times slower than the fastest rate that sets the scale;
-    measured: delta Delta / Delta_0 wrong by 1.2e-4 relative after one iteration at
-    N = 250, benchmarks regime (b)). Each iteration builds one Jacobian and halves the
-    step (at most 12 times) until the rms residual falls.
+
+def _newton(model: Model, z0, t, tol, max_iter):
+    """Damped Newton on rhs(y) = 0 in the solver variables z (``_occupations``).
+
+    Each iteration solves (D^{-1} J D) u = -rhs / D with the structured Jacobian J (the
+    linear algebra in relative units: accurate for occupations of 1e-200 beside 0.1) and
+    steps y by D u (``_step``: positivity is kept by construction).
+
+    Convergence, both in relative units, so that they mean the same at T = 0.9 T_c and at
+    0.05 T_c, for n and for the bosons:
+    - residual: max_i |dy_i/dt| tau_i / y_i, with tau_i = 1 / |J_ii| the occupation's own
+      relaxation time (a Jacobi estimate of the relative distance to the root);
+    - distance: the next Newton step max_i |dy_i| / y_i (J of the iteration, one more
+      triangular solve). The residual alone stops too early on slow modes (the gap mode of
+      a phonon-coupled film relaxes ~1e4 times slower than the fastest rate).
+    Both must be <= tol. Components resting at the occupation floor whose equation asks to
+    go lower are left out (``at_floor``). Each iteration halves the step (at most 12 times)
+    until the rms residual falls.
     """
 
-    weights = _residual_weights(model, n0, t, scale)  # None for a static model
-
-    def residual(n):
-        if weights is None:
-            fn = model.rhs(t, n) * scale
-        else:
-            fn = model.rhs(t, n) * weights
-        return fn, jnp.max(jnp.abs(fn)), jnp.sqrt(jnp.mean(fn * fn))
+    def measures(z, tau):
+        f = z_rhs(model, t, z)
+        r = jnp.where(at_floor(model, z, f), 0.0, jnp.abs(f) * tau)
+        return f, jnp.max(r), jnp.sqrt(jnp.mean(r * r))
 
     def cond(state):
-        n, fn, res, merit, it, ok, distance = state
+        z, fz, res, merit, it, ok, distance, tau = state
         return ((res > tol) | (distance > tol)) & (it < max_iter) & ok
 
     def body(state):
-        n, fn, res, merit, it, ok, _ = state
-        if weights is None:
-            jac = model.jacobian(t, n) * scale
-        else:
-            jac = model.jacobian(t, n) * weights[:, None]
+        z, fz, _, _, it, ok, _, _ = state
+        jac = scaled_jacobian(model, t, z)
+        tau = _relaxation_times(jac)
+        r = jnp.where(at_floor(model, z, fz), 0.0, jnp.abs(fz) * tau)
+        res, merit = jnp.max(r), jnp.sqrt(jnp.mean(r * r))
         lu = jax.scipy.linalg.lu_factor(jac)
-        step = jax.scipy.linalg.lu_solve(lu, -fn)
+        u = jax.scipy.linalg.lu_solve(lu, -fz)
 
-        # backtracking on the rms residual (the max norm can be held up by one node)
         def ls_cond(s):
-            lam, n_new, f_new, r_new, m_new, k = s
+            lam, z_new, f_new, r_new, m_new, k = s
             return (m_new >= merit) & (k < 13)
 
         def ls_body(s):
             lam, _, _, _, _, k = s
-            n_new = n + lam * step
-            f_new, r_new, m_new = residual(n_new)
-            return 0.5 * lam, n_new, f_new, r_new, m_new, k + 1
+            z_new = _step(model, z, u, lam)
+            f_new, r_new, m_new = measures(z_new, tau)
+            return 0.5 * lam, z_new, f_new, r_new, m_new, k + 1
 
         inf = jnp.asarray(jnp.inf)
-        _, n_new, f_new, r_new, m_new, _ = jax.lax.while_loop(
-            ls_cond, ls_body, (jnp.asarray(1.0), n, fn, inf, inf, 0)
+        _, z_new, f_new, r_new, m_new, _ = jax.lax.while_loop(
+            ls_cond, ls_body, (jnp.asarray(1.0), z, fz, inf, inf, 0)
         )
         ok = jnp.all(jnp.isfinite(f_new)) & (m_new < merit)
         keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
-        # distance still to go, over n (in [0, 1]: an absolute measure on every grid); no
-        # decrease at the rounding floor ends the loop too
-        far = jnp.max(jnp.abs(jax.scipy.linalg.lu_solve(lu, f_new))[: model.grid.n])
+        # the distance still to go, relative, from the same LU; no decrease at the rounding
+        # floor ends the loop too
+        u_next = jax.scipy.linalg.lu_solve(lu, -f_new)
+        nn = model.grid.n
+        rel = jnp.abs(u_next).at[:nn].multiply(1.0 - from_z(model, z_new)[:nn])
+        far = jnp.max(jnp.where(at_floor(model, z_new, u_next), 0.0, rel))
         distance = jnp.where(ok, far, 0.0)
-        return (keep(n_new, n), keep(f_new, fn), keep(r_new, res), keep(m_new, merit), it + 1,
-                ok, distance)
+        return (keep(z_new, z), keep(f_new, fz), keep(r_new, res), keep(m_new, merit), it + 1,
+                ok, distance, tau)
 
-    f0, res0, merit0 = residual(n0)
+    f0 = z_rhs(model, t, z0)
     inf = jnp.asarray(jnp.inf)
-    n, _, res, _, it, _, _ = jax.lax.while_loop(
-        cond, body, (n0, f0, res0, merit0, 0, jnp.asarray(True), inf)
+    tau0 = jnp.full(z0.shape, inf)
+    z, _, res, _, it, _, distance, _ = jax.lax.while_loop(
+        cond, body, (z0, f0, inf, inf, 0, jnp.asarray(True), inf, tau0)
     )
-    return n, res, it
+    return z, jnp.maximum(res, distance), it
 
 
-def _relax_bosons(model: Model, y, t, iters: int = 8):
-    """Newton on the dynamic baths' block alone, at fixed n: a starting point for the full
-    Newton (bosons at their reservoir are far from the state the quasiparticles impose
-    when exchange beats escape, and the full Newton from there fails)."""
+def _relax_bosons(model: Model, y, t, span: float = 1e6):
+    """The dynamic baths' block relaxed at fixed n: a starting point for the full Newton
+    (bosons at their reservoir are far from the state the quasiparticles impose when
+    exchange beats escape, and the full Newton from there fails).
+
+    The boson block's own dynamics at fixed n, integrated in ln N with the BDF over `span`
+    [hbar/(k_B T_c)] (steps grow geometrically: a few hundred). At low temperature the
+    boson occupations span 100 decades and depend on their neighbours through the
+    ln-interpolated event occupations (kinetics' beta = ln(1 + 1/N)): Newton steps from the
+    reservoir overshoot by decades and diverge (measured at T = 0.17 T_c: a plain Newton in
+    N clipped occupations to 0, then diverged; one in ln N oscillated), while this
+    dissipative block relaxes."""
     nn = model.grid.n
+    n = y[:nn]
 
-    def body(i, y):
-        f = model.rhs(t, y)[nn:]
-        jac = model.boson_jacobian(t, y)
-        step = jnp.linalg.solve(jac, -f)
-        new = jnp.maximum(y[nn:] + step, 0.0)
-        ok = jnp.all(jnp.isfinite(new))
-        return y.at[nn:].set(jnp.where(ok, new, y[nn:]))
+    def state(zb):
+        return jnp.concatenate([n, jnp.exp(jnp.maximum(zb, Z_FLOOR))])
 
-    return jax.lax.fori_loop(0, iters, body, y)
+    def fun(s, zb):
+        yy = state(zb)
+        return model.rhs(t, yy)[nn:] / yy[nn:]
 
+    def jac(s, zb):
+        yy = state(zb)
+        d = yy[nn:]
+        return model.boson_jacobian(t, yy) * (d[None, :] / d[:, None]) - jnp.diag(fun(s, zb))
 
-def residual_scale(model: Model, y0, t):
-    """The time that turns a rate into an occupation change [hbar/(k_B T_c)] (traceable):
-    tau_in, or without it the fastest relaxation time 1 / |lambda|_max at y0."""
-    if model.tau_in is not None:
-        return jnp.asarray(model.tau_in, dtype=jnp.float64)
-    return 1.0 / gershgorin(model, y0, t)
+    zb0 = jnp.log(jnp.maximum(y[nn:], N_FLOOR))
+    sol = bdf_solve(fun, jac, 0.0, span, zb0, jnp.array([0.0, span]), rtol=1e-6, atol=1e-6,
+                    max_steps=5000, error_scale=lambda zb: jnp.full_like(zb, 1e-6))
+    zb = sol.ys[-1]
+    ok = jnp.all(jnp.isfinite(zb))
+    return jnp.where(ok, state(zb), y)
 
 
 def scaled_model(model: Model, s):
@@ -161,8 +197,13 @@ def steady_start(model: Model, start: str, t, tol, max_iter):
         n = steady_core(static, steady_start(static, start, t, tol, max_iter), t, tol, max_iter)
         y0 = model.join(n["y"], model.boson_state(t))
     elif start == "perturbative" and model.tau_in is not None:
-        n = jnp.clip(model.thermal_state() + perturbative_delta_n(model, t), 0.0, 1.0)
-        y0 = model.join(n, model.boson_state(t))
+        nf = model.thermal_state()
+        dn = perturbative_delta_n(model, t)
+        # where delta n < 0 it may exceed n_F (a non-perturbative tail): n_F e^{dn/n_F},
+        # equal to first order and positive
+        ratio = dn / jnp.maximum(nf, 1e-300)
+        n = jnp.where(dn >= 0, nf + dn, nf * jnp.exp(jnp.maximum(ratio, -500.0)))
+        y0 = model.join(jnp.minimum(n, 1.0), model.boson_state(t))
     else:
         y0 = model.initial_state(t)
     if model.dynamic:
@@ -174,10 +215,11 @@ def steady_core(model: Model, y0, t, tol, max_iter) -> dict:
     """One Newton solve from y0, traceable: the core that single points and sweeps call.
 
     Returns arrays: ``y`` (the last iterate), ``gap``, ``residual``, ``iterations``,
-    ``delta0``; converged when residual <= tol.
+    ``delta0``; converged when residual <= tol (the larger of the relative residual and the
+    relative distance to the root, see ``_newton``).
     """
-    scale = residual_scale(model, y0, t)
-    y, res, it = _newton(model, y0, t, scale, tol, max_iter)
+    z, res, it = _newton(model, to_z(model, y0), t, tol, max_iter)
+    y = from_z(model, z)
     return {"y": y, "gap": model.gap(y), "residual": res, "iterations": it, "delta0": model.delta0}
 
 
@@ -185,11 +227,12 @@ _newton_jit = eqx.filter_jit(_newton)
 _start_jit = eqx.filter_jit(steady_start)
 _core_jit = eqx.filter_jit(steady_core)
 _relax_jit = eqx.filter_jit(_relax_bosons)
-_scale_jit = eqx.filter_jit(residual_scale)
 
 
 def _compares_with_perturbation_theory(model: Model) -> bool:
-    return model.tau_in is not None and not model.dynamic
+    # (a gap held fixed has no delta Delta to compare)
+    return (model.tau_in is not None and not model.dynamic
+            and model.gap_mode == "self_consistent")
 
 
 @eqx.filter_jit
@@ -203,28 +246,22 @@ def _start_and_reference(model: Model, start: str, t, tol, max_iter: int):
     return y0, (first["gap"] - first["delta0"]) / first["delta0"]
 
 
-def start_state(model: Model, start: str, t, tol, max_iter: int):
-    """``steady_start``, compiled (a Python entry point for single points and fallbacks)."""
-    with blas_single_thread():
-        return _start_jit(model, start, jnp.asarray(t, jnp.float64),
-                          jnp.asarray(tol, jnp.float64), max_iter)
-
-
-def continue_steady(model: Model, t, tol, max_iter, steps: int, y_start) -> dict:
+def continue_steady(model: Model, t, tol, max_iter, steps: int) -> dict:
     """The fallback when Newton fails (shared by single points and sweeps): continuation
     in the coupling, ramped up geometrically from 1e-3 over `steps` stages, each Newton
-    solve started from the previous stage's state; the residual is scaled as for a solve
-    from `y_start`. Returns the core's outputs, iterations summed over the stages."""
+    solve started from the previous stage's state. Returns the core's outputs, iterations
+    summed over the stages."""
     t, tol = jnp.asarray(t, jnp.float64), jnp.asarray(tol, jnp.float64)
-    scale = _scale_jit(model, y_start, t)
     y = model.initial_state(t)
     if model.dynamic:
         y = _relax_jit(model, y, t)
+    z = to_z(model, y)
     total = 0
     for s in np.geomspace(1e-3, 1.0, steps):
         with blas_single_thread():
-            y, res, it = _newton_jit(scaled_model(model, float(s)), y, t, scale, tol, max_iter)
+            z, res, it = _newton_jit(scaled_model(model, float(s)), z, t, tol, max_iter)
         total += int(it)
+    y = from_z(model, z)
     return {"y": y, "gap": model.gap(y), "residual": res, "iterations": total,
             "delta0": model.delta0}
 
@@ -237,7 +274,7 @@ def solve_steady(model: Model, y0, t, tol, max_iter, continuation_steps: int) ->
         out = _core_jit(model, y0, t, tol, max_iter)
     stages = 1
     if not float(out["residual"]) <= float(tol) and continuation_steps > 0:
-        out = continue_steady(model, t, tol, max_iter, continuation_steps, y0)
+        out = continue_steady(model, t, tol, max_iter, continuation_steps)
         stages = continuation_steps
     return jax.device_get(out), stages
 
@@ -275,9 +312,11 @@ def steady_state(
     - `n0`: explicit initial guess (overrides `start`): n, the full state y with dynamic
       baths, or a dataset of an earlier run (its last state). Bosons not given start at
       their reservoir and are first relaxed at fixed n (a Newton on their block alone).
-    - `tol`: residual tolerance: max |dn/dt| times tau_in (or times the fastest
-      relaxation time without tau_in); a dynamic bath's N_k counts as |dN_k/dt| over
-      the node's own fastest time (``_residual_weights``).
+    - `tol`: relative tolerance, the same for n and the bosons' N at any temperature:
+      both the residual max_i |dy_i/dt| tau_i / y_i (tau_i = 1 / |J_ii| the occupation's
+      own relaxation time) and the distance to the root (the next Newton step, max_i
+      |dy_i| / y_i) must be below it (``_newton``). Newton works in z = ln(n / (1 - n))
+      and ln N, so no occupation can leave (0, 1) (resp. become negative).
     - `max_iter`: Newton iterations per stage.
     - `solver`: the diffrax solver for ``method="integrate"`` (see `evolve`).
     - `max_memory_gb`: refuse (``ResourceError``, before any work) a solve whose
@@ -295,10 +334,12 @@ def steady_state(
         raise ParameterError(f"steady_state: method must be 'newton' or 'integrate'; got {method!r}.")
     if not (np.isfinite(tol) and tol > 0):
         raise ParameterError(f"steady_state: tol must be > 0; got {tol!r}.")
-    if method == "integrate" and solver not in DIFFRAX_SOLVERS:
+    implicit = sorted(set(DIFFRAX_SOLVERS) - EXPLICIT)
+    if method == "integrate" and solver not in implicit:
         raise ParameterError(
-            f"steady_state: solver must be one of {sorted(DIFFRAX_SOLVERS)} (a diffrax "
-            f"solver: the steady-state event is diffrax's); got {solver!r}."
+            f"steady_state: solver must be one of {implicit} for method='integrate' (an "
+            f"implicit diffrax solver: it integrates the log-odds of the occupations, whose "
+            f"tiny ones make explicit steps crawl); got {solver!r}."
         )
     check_resources(model, "steady" if method == "newton" else "evolve",
                     None if method == "newton" else solver, max_memory_gb=max_memory_gb,
@@ -320,7 +361,8 @@ def steady_state(
         n, res, iters = out["y"], out["residual"], out["iterations"]
     wall = _time.perf_counter() - clock
     res = float(res)
-    ok = res <= tol
+    problem = physical_problem(model, n)
+    ok = res <= tol and not problem
     gap = float(model.gap(jnp.asarray(n)))
     info = {
         "name": method if method == "newton" else f"integrate ({solver})",
@@ -330,6 +372,7 @@ def steady_state(
         "iterations": int(iters),
         "continuation_stages": stages,
         "status": "success" if ok else "failed",
+        "message": "success" if ok else (problem or f"residual {res:.3g} > tol {tol:g}"),
         "wall_time_s": wall,
         "time_parameters_frozen_at": t,
     }
@@ -348,6 +391,9 @@ def steady_state(
         if problems:
             ds.attrs["warnings"] = " | ".join(problems)
             warn_all(problems)
+    if problem and throw:
+        raise SolverError(f"steady_state: {problem}. The state is in the partial result.",
+                          partial=ds, reason="unphysical")
     if not ok and throw:
         raise SolverError(
             f"steady_state did not converge: residual {res:.3g} > tol {tol:g} after {int(iters)} "
@@ -360,34 +406,40 @@ def steady_state(
 
 
 def _integrate_to_steady(model: Model, y0, t, tol, solver):
-    scale = float(residual_scale(model, y0, t))
-    sol = _integrate(model, y0, t, tol / scale, solver)
-    n = sol.ys[-1]
-    weights = _residual_weights(model, n, t, scale)
-    f = model.rhs(t, n) * (scale if weights is None else weights)
-    res = float(jnp.max(jnp.abs(f)))
-    return n, res, int(sol.stats["num_steps"]), 1
+    """Integrate the solver variables until the residual of ``_newton`` is below tol/2
+    (relative rates times each occupation's relaxation time at the start)."""
+    z0 = to_z(model, jnp.asarray(y0))
+    tau = _relaxation_times_jit(model, z0, t)
+    sol = _integrate(model, z0, t, tau, tol, solver)
+    z = sol.ys[-1]
+    f = z_rhs(model, t, z)
+    res = float(jnp.max(jnp.where(at_floor(model, z, f), 0.0, jnp.abs(f) * tau)))
+    return from_z(model, z), res, int(sol.stats["num_steps"]), 1
 
 
 @eqx.filter_jit
-def _integrate(model, y0, t, atol_rate, solver):
-    field = vector_field(model)
-    frozen = lambda s, n, args: field(t, n)  # noqa: E731
-    # max norm, as the residual reported; a margin of 2 since the event is checked
-    # on the last accepted step's vector field
-    event = diffrax.Event(
-        diffrax.steady_state_event(rtol=0.0, atol=0.5 * atol_rate, norm=optx.max_norm)
-    )
+def _relaxation_times_jit(model, z, t):
+    return _relaxation_times(scaled_jacobian(model, t, z))
+
+
+@eqx.filter_jit
+def _integrate(model, z0, t, tau, tol, solver):
+    field = lambda s, z, args: z_rhs(model, t, z)  # noqa: E731
+
+    def steady(t_, z, args, **kwargs):
+        f = z_rhs(model, t, z)
+        return jnp.max(jnp.where(at_floor(model, z, f), 0.0, jnp.abs(f) * tau)) < 0.5 * tol
+
     return diffrax.diffeqsolve(
-        diffrax.ODETerm(frozen),
+        diffrax.ODETerm(field),
         DIFFRAX_SOLVERS[solver](),
         t0=0.0,
         t1=jnp.inf,
         dt0=None,
-        y0=y0,
+        y0=z0,
         saveat=diffrax.SaveAt(t1=True),
-        stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-14),
-        event=event,
+        stepsize_controller=diffrax.PIDController(rtol=0.0, atol=1e-10),
+        event=diffrax.Event(steady),
         max_steps=100_000,
         throw=False,
     )

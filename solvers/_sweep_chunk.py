@@ -29,9 +29,10 @@ from kinetics import Model, ParameterError
 from ._bdf import interior_jumps
 from ._dataset import state_variables
 from ._evolve import choose_solver, evolve_core, result_reason
+from ._occupations import physical_problem
 from ._perturbative import check_perturbative, perturbative_core
 from ._rhs import blas_single_thread
-from ._steady import continue_steady, start_state, steady_core, steady_start
+from ._steady import continue_steady, steady_core, steady_start
 
 # (kind, options, structure, batch size) -> (compiled program, compile seconds); bounded,
 # since every compiled XLA program holds memory mappings for the life of the process
@@ -184,9 +185,17 @@ def _finish(kind, opts, p: _Point, out: dict):
         p.residual = float(out["residual"])
         p.iterations = int(out["iterations"])
         p.converged = bool(p.residual <= opts["tol"])
+        problem = physical_problem(model, y) if p.converged else ""
+        if problem:
+            p.converged, p.message = False, f"steady_state: {problem}"
         p.status = "success" if p.converged else "failed"
     elif kind == "evolve":
         reason, message = result_reason(int(out["result"]))
+        if not reason:
+            rows = y[np.all(np.isfinite(y), axis=-1)]
+            problem = physical_problem(model, rows, opts["atol"], opts["rtol"])
+            if problem:
+                reason, message = "unphysical", problem
         p.iterations = int(out["stats"]["num_steps"])
         p.converged = not reason
         p.status = "success" if p.converged else "failed"
@@ -212,8 +221,7 @@ def _steady_fallback(opts, p: _Point):
     clock = _time.perf_counter()
     t, tol = opts["t"], opts["tol"]
     try:
-        start = start_state(p.model, opts["start"], t, tol, opts["max_iter"])
-        out = continue_steady(p.model, t, tol, opts["max_iter"], opts["continuation_steps"], start)
+        out = continue_steady(p.model, t, tol, opts["max_iter"], opts["continuation_steps"])
     except Exception as err:
         p.message = describe_error(err)
         return
