@@ -170,12 +170,15 @@ STATIC = {
 )
 def test_tau_b_to_zero_reproduces_the_static_steady_state(name):
     make, make_static = STATIC[name]
-    ref = solvers.steady_state(model(make_static()), tol=1e-13)
+    # tol is relative (docs/physics.md section 13); 1e-9 is above the rounding floor of
+    # the relative residual of stiff boson nodes (tau_b = 1e-4: ~8e-10) and far below the
+    # O(tau_b) differences measured here
+    ref = solvers.steady_state(model(make_static()), tol=1e-9)
     dn_scale = np.max(np.abs(ref.delta_n.values))
     diffs, gaps = [], []
     taus = (1e-3, 1e-4)
     for tau_b in taus:
-        st = solvers.steady_state(model(make(0.3, tau_b)), tol=1e-13)
+        st = solvers.steady_state(model(make(0.3, tau_b)), tol=1e-9)
         diffs.append(np.max(np.abs(st.n.values - ref.n.values)))
         gaps.append(float(st.relative_gap_change))
     if name == "phonons":
