@@ -292,35 +292,55 @@ def test_a_full_disk_at_write_time_keeps_the_result_elsewhere(tmp_path, monkeypa
         assert ds.attrs["title"] == "tiny"
 
 
+def _wait_for(condition, seconds, what):
+    """Poll `condition` until it holds; a bounded wait (a loaded machine is slow, not stuck)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} within {seconds} s")
+        time.sleep(0.05)
+
+
 def test_ctrl_c_during_a_sweep_then_the_same_command_resumes(tmp_path):
-    # 8 steady points on a coarse grid: ~15 s of work, interrupted once it has started
+    # 16 steady points on a coarse grid in 4 chunks of 4 (the default chunk size, 4 chunks
+    # per worker): Ctrl-C as soon as the first chunk is on disk, with 12 points still to do
+    omegas = ", ".join(f"{2.0 + 0.25 * k}" for k in range(16))
     text = SWEPT.replace('compute = ["perturbative"]', 'compute = ["steady"]').replace(
-        "values = [2.0, 3.0]", "values = [2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5]"
+        "values = [2.0, 3.0]", f"values = [{omegas}]"
     )
     (tmp_path / "sweep.toml").write_text(text)
     args = [sys.executable, "-m", "cavity_eliashberg", "run", "sweep.toml", "--no-progress",
             "--output", "o"]
     p = subprocess.Popen(args, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
-    line = "x"
-    while line and "point(s)" not in line:  # the study has started
-        line = p.stdout.readline()
-    time.sleep(2.0)
-    for _ in range(30):  # Ctrl-C (again if one lands where Python cannot raise it)
-        p.send_signal(signal.SIGINT)
-        try:
-            out, err = p.communicate(timeout=5)
-            break
-        except subprocess.TimeoutExpired:
-            continue
+    parts = tmp_path / "o" / ".tiny.sweep.steady.nc.parts"
+    try:
+        # the real sign of progress, however loaded the machine: a finished chunk
+        _wait_for(lambda: p.poll() is not None or any(parts.glob("part-*.nc")), 300,
+                  "finished chunk")
+        assert p.poll() is None, "the sweep ended before the signal"
+        for _ in range(30):  # Ctrl-C (again if one lands where Python cannot raise it)
+            p.send_signal(signal.SIGINT)
+            try:
+                out, err = p.communicate(timeout=5)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        else:
+            pytest.fail("the sweep did not stop after 30 Ctrl-C in 150 s")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
     assert p.returncode == 130, err
     assert "Traceback" not in err
     (message,) = [x for x in err.splitlines() if "interrupted" in x]  # one line
     assert "resume with: cavity-eliashberg run sweep.toml --no-progress --output o" in message
+    assert "kept:" in message and "finished chunk(s)" in message, message
     again = subprocess.run(args, cwd=tmp_path, env=_env(), capture_output=True, text=True,
                            timeout=600)
     assert again.returncode == 0, again.stderr
-    if "kept:" in message:  # finished chunks were kept: the rerun says it resumes from them
-        assert "resuming from an earlier, interrupted run" in again.stdout
+    # finished chunks were kept: the rerun says it resumes from them
+    assert "resuming from an earlier, interrupted run" in again.stdout
     with xr.open_dataset(tmp_path / "o" / "tiny.nc") as ds:
-        assert list(ds.steady_status.values) == ["success"] * 8
+        assert list(ds.steady_status.values) == ["success"] * 16
