@@ -1,14 +1,40 @@
-"""Test configuration: float64 everywhere and strict rank promotion.
+"""Test configuration: float64 everywhere, strict rank promotion, one compilation cache.
 
 Strict rank promotion (``jax_numpy_rank_promotion = "raise"``) turns silent
 broadcasting between arrays of different rank into an error, so that a
 shape bug cannot hide behind broadcasting.
+
+Most of the suite's time is XLA compiling solver programs (seconds to tens of seconds
+each, measured 42 s for one BDF evolution of a driven phonon model). The same program
+comes back in other modules and, above all, in other processes: the console script run
+as a subprocess, the rerun after an interruption, dask workers. JAX's persistent
+compilation cache, in a folder of this test session only (made empty here, removed at
+the end; subprocesses inherit it through the environment), compiles each of them once
+per session. The cache key is the program itself (HLO, compile options, JAX and XLA
+versions): a hit is the executable XLA would have produced, so nothing a test checks
+changes. Set CAVITY_TEST_NO_COMPILATION_CACHE=1 to run without it.
 """
 
-import jax
+import atexit
+import os
+import shutil
+import tempfile
+
+_OFF = os.environ.get("CAVITY_TEST_NO_COMPILATION_CACHE")
+if not _OFF and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _CACHE = tempfile.mkdtemp(prefix="cavity-test-jax-cache-")
+    atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
+    # every program of ours is worth keeping (the default keeps those over 1 s only)
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+if not _OFF and "JAX_COMPILATION_CACHE_DIR" in os.environ:
+    jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 import pytest  # noqa: E402
@@ -22,8 +48,8 @@ def _free_compiled_programs():
     process compiles enough of them to reach the kernel's default limit of 65530
     mappings per process (vm.max_map_count), and the next compilation then crashes
     with a segmentation fault (seen in tests/test_sweep.py, ~60 000 mappings by then).
-    Tests share compilations within their module; across modules there is little to
-    share, so clearing costs a few recompilations.
+    Tests share compilations within their module; across modules the persistent cache
+    above turns a recompilation into a load from disk.
     """
     yield
     jax.clear_caches()
