@@ -49,6 +49,9 @@ from ._gap import gap_guess
 from ._parameters import MAX_TEMPERATURE, ParameterSpec, _concrete, bath_parameter
 from ._profiles import AbstractProfile, bounds_of, jumps_of, scale_parameter, value_at
 
+# widest Omega cell of a default boson grid, in units of the temperature (boson_grid)
+_MAX_CELL = 4.0
+
 # the largest gap any n in [0, 1] has is Delta(T = 0) = 1.7639: events of the xi grid
 # have energies below 2 sqrt(xi_max^2 + 1.8^2)
 _DELTA_BOUND = 1.8
@@ -256,8 +259,6 @@ class AbstractDynamicBath(AbstractBosonBath):
         every_event = 2.0 * float(np.sqrt(grid.xi_max**2 + _DELTA_BOUND**2))
         top = every_event if d.omega_max is None else float(d.omega_max)
         lo, hi, focus, core = self.omega_grid_layout(top, t_qp)
-        if d.omega_core is not None:
-            core = float(d.omega_core)
         if d.omega_focus is not None:
             focus = float(d.omega_focus)
         if not hi > lo:
@@ -265,7 +266,42 @@ class AbstractDynamicBath(AbstractBosonBath):
                 f"DynamicBosons.omega_max = {hi:g} must exceed the bath's lowest energy {lo:g} "
                 "[T_c]."
             )
-        return BosonGrid.build(lo, hi, int(d.n_omega), focus, core)
+        n = int(d.n_omega)
+        if d.omega_core is not None:
+            return BosonGrid.build(lo, hi, n, focus, float(d.omega_core))
+        # No Omega cell wider than _MAX_CELL thermal energies, where possible: across a
+        # wider cell the occupations at its ends differ by e^{dOmega/T} and the event
+        # occupation interpolated between them (beta = ln(1 + 1/N) linear) couples the two
+        # nodes so strongly that the joint system gets near-singular modes. Measured
+        # (aluminium at T = 0.169 T_c, Omega up to 32, 64 nodes): cells of 26 T and 10 T
+        # at the top gave a Jacobian eigenvalue -9e-9 on the top node beside rates of 1e5;
+        # Newton failed and BDF reached its minimum step size before t = 100. Cells of 2 T
+        # (96 nodes) converge. So the sinh core is widened until the widest cell is
+        # _MAX_CELL T (T the lower of T_qp and the reservoir's lowest temperature), up to
+        # a uniform grid.
+        t_ref = float(t_qp)
+        t_res = bounds_of(self.temperature_parameter() if d.t_reservoir is None
+                          else d.t_reservoir)[0]
+        if t_res > 0:
+            t_ref = min(t_ref, float(t_res))
+        limit = _MAX_CELL * t_ref
+        grid_b = BosonGrid.build(lo, hi, n, focus, core)
+        while np.max(np.diff(grid_b.omega)) > limit and core < 4.0 * (hi - lo):
+            core *= 1.5
+            grid_b = BosonGrid.build(lo, hi, n, focus, core)
+        widest = float(np.max(np.diff(grid_b.omega)))
+        if widest > limit:
+            warnings.warn(
+                f"DynamicBosons: {n} Omega nodes up to {hi:g} [T_c] leave cells of "
+                f"{widest:g} = {widest / t_ref:.3g} T (T = {t_ref:g} [T_c]); more than "
+                f"{_MAX_CELL:g} T makes the joint system near-singular and the solvers may "
+                f"fail. Raise n_omega to >= {int(np.ceil((hi - lo) / limit)) + 1} or lower "
+                f"omega_max.",
+                PhysicsWarning,
+                stacklevel=3,
+            )
+        return grid_b
+
 
 
 # --------------------------------------------------------------------------- cavities

@@ -98,7 +98,10 @@ class DynamicBosons(eqx.Module):
       Omega = focus + core sinh(s), s uniform, i.e. spacing ~ core near the focus
       and geometric away from it. Default focus: 2 Delta(T_qp) for phonons (the
       pair threshold, whose smearing is O(h): docs/physics.md section 9), omega0 for
-      cavities; default core 0.1 (0.5 kappa for a single-mode cavity if smaller).
+      cavities; default core 0.1 (0.5 kappa for a single-mode cavity if smaller),
+      widened until no cell is wider than 4 T (T the lower of T_qp and the reservoir
+      temperature: wider cells make the joint system near-singular, docs/physics.md
+      section 9); a given `omega_core` is used as is.
     """
 
     tau_b: float | AbstractProfile = eqx.field(converter=_stored)
