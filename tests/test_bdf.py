@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_limits
 
 import kinetics
 import solvers
+from benchmarks.run import regime_b
 from solvers._bdf import bdf_solve
 
 
@@ -249,22 +250,19 @@ def test_evolve_bdf_failure_keeps_the_partial_result():
 
 
 def _driven_phonon_model(power):
-    """Regime (b) of the benchmarks on a coarse grid (module level: sweeps pickle it)."""
-    grid = kinetics.Grid(n=48, xi_max=15.0)
-    d0 = kinetics.equilibrium_gap(0.3, grid)
-    baths = [
-        kinetics.Phonons(tau0=6.824e4, t_ph=0.3),
-        kinetics.ClassicalDrive(omega_d=0.5 * d0, power=power),
-    ]
+    """Regime (b) of the benchmarks at N = 64 (module level: sweeps pickle it): the model,
+    grid and save times of tests/test_solver_choice.py, so that the single runs below and
+    that module's evolve are one compiled program (JAX's compilation cache of the test
+    session, tests/conftest.py, compiles it once: ~45 s)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", kinetics.PhysicsWarning)
-        return kinetics.Model(t_qp=0.3, tau_in=None, baths=baths, grid=grid)
+        return regime_b(64, power=power)[0]
 
 
 def test_batched_sweep_with_bdf_equals_single_runs():
     """Under vmap (how sweeps batch on accelerators) every lax.cond of the loop runs both
     branches; the answer must not change: each batched point equals evolve's."""
-    ts = np.array([0.0, 1e3, 1e5, 1e7])
+    ts = regime_b(64)[1]  # 0 and 1e3 .. 1e7
     ds = solvers.sweep(
         _driven_phonon_model,
         {"power": [1e-8, 3e-8]},
