@@ -628,7 +628,42 @@ class Phonons(AbstractDynamicBath):
         return 0.0, hi, 2.0 * float(gap_guess(float(t_qp))), DEFAULT_OMEGA_CORE
 
 
-class ClassicalDrive(AbstractBath):
+class AbstractLineDrive(AbstractBath):
+    """A drive on a line at omega_d (``ClassicalDrive``, ``ReadoutDrive``): no thermal
+    bosons, the operator of ``kinetics._collision._drive_bilinear`` with the line of
+    ``line_nodes``. Subclasses have the fields `omega_d`, `width` and `line`."""
+
+    def _check_width(self):
+        name = type(self).__name__
+        w = check_finite(f"{name}.width", self.width)
+        if self.line != "delta" and w <= 0:
+            raise ParameterError(
+                f"{name}.width must be > 0 [T_c] for a {self.line} line; got {w:g}."
+            )
+
+    def support(self, t):
+        return value_at(self.omega_d, t), value_at(self.omega_d, t)
+
+    def max_temperature(self) -> float:
+        return 0.0  # no thermal bosons
+
+    def bilinear(self, grid, delta, t=0.0, channels=("scattering", "pair")):
+        from ._collision import _drive_bilinear
+
+        return _drive_bilinear(self, grid, delta, t, channels)
+
+    def check_grid(self, grid, t_qp, index):
+        if self.line == "gaussian" and self.width > 0.1 * float(t_qp):
+            warnings.warn(
+                f"baths[{index}].width = {self.width:g} is not small against T_qp = "
+                f"{float(t_qp):g}: the line reaches processes a narrow drive would not.",
+                PhysicsWarning,
+                stacklevel=7,
+            )
+
+
+
+class ClassicalDrive(AbstractLineDrive):
     """A classical microwave field (the Eliashberg effect): stimulated processes only.
 
     In the collision integral J * N is replaced by P * L(Omega - omega_d), a line of
@@ -663,11 +698,7 @@ class ClassicalDrive(AbstractBath):
     coupling: ClassVar[str] = "current"
 
     def __check_init__(self):
-        w = check_finite("ClassicalDrive.width", self.width)
-        if self.line in ("gaussian", "lorentzian") and w <= 0:
-            raise ParameterError(
-                f"ClassicalDrive.width must be > 0 [T_c] for a {self.line} line; got {w:g}."
-            )
+        self._check_width()
         if self.line == "lorentzian":
             warnings.warn(
                 "ClassicalDrive with a Lorentzian line: its tails reach the pair-breaking "
@@ -678,28 +709,8 @@ class ClassicalDrive(AbstractBath):
                 stacklevel=3,
             )
 
-    def support(self, t):
-        return value_at(self.omega_d, t), value_at(self.omega_d, t)
-
-    def max_temperature(self) -> float:
-        return 0.0  # no thermal bosons
-
     def scaled(self, factor):
         return eqx.tree_at(lambda b: b.power, self, scale_parameter(self.power, factor))
-
-    def bilinear(self, grid, delta, t=0.0, channels=("scattering", "pair")):
-        from ._collision import _drive_bilinear
-
-        return _drive_bilinear(self, grid, delta, t, channels)
-
-    def check_grid(self, grid, t_qp, index):
-        if self.line == "gaussian" and self.width > 0.1 * float(t_qp):
-            warnings.warn(
-                f"baths[{index}].width = {self.width:g} is not small against T_qp = "
-                f"{float(t_qp):g}: the line reaches processes a narrow drive would not.",
-                PhysicsWarning,
-                stacklevel=7,
-            )
 
     def occupation_scales(self, t):
         """(stimulated scale, spontaneous terms?) of the operator: a classical field has
@@ -736,7 +747,7 @@ def _line_nodes(line, wd, p, width):
     return centres, weights
 
 
-class ReadoutDrive(AbstractBath):
+class ReadoutDrive(AbstractLineDrive):
     """Resonator (readout) photons at energy omega_d with mean number n_bar: the drive of
     Fischer & Catelani, PR Applied 19, 054087 (2023) (docs/physics.md section 12).
 
@@ -785,34 +796,10 @@ class ReadoutDrive(AbstractBath):
     coupling: ClassVar[str] = "current"
 
     def __check_init__(self):
-        w = check_finite("ReadoutDrive.width", self.width)
-        if self.line == "gaussian" and w <= 0:
-            raise ParameterError(
-                f"ReadoutDrive.width must be > 0 [T_c] for a gaussian line; got {w:g}."
-            )
-
-    def support(self, t):
-        return value_at(self.omega_d, t), value_at(self.omega_d, t)
-
-    def max_temperature(self) -> float:
-        return 0.0  # no thermal bosons
+        self._check_width()
 
     def scaled(self, factor):
         return eqx.tree_at(lambda b: b.c_phot, self, scale_parameter(self.c_phot, factor))
-
-    def bilinear(self, grid, delta, t=0.0, channels=("scattering", "pair")):
-        from ._collision import _drive_bilinear
-
-        return _drive_bilinear(self, grid, delta, t, channels)
-
-    def check_grid(self, grid, t_qp, index):
-        if self.line == "gaussian" and self.width > 0.1 * float(t_qp):
-            warnings.warn(
-                f"baths[{index}].width = {self.width:g} is not small against T_qp = "
-                f"{float(t_qp):g}: the line reaches processes a narrow drive would not.",
-                PhysicsWarning,
-                stacklevel=7,
-            )
 
     def occupation_scales(self, t):
         """(n_bar, spontaneous): the stimulated part is n_bar x the line of weight c_phot."""
