@@ -24,12 +24,13 @@ def test_a_coupling_without_its_unit_is_flagged_as_non_perturbative():
     # eta = 0.0155 meant as eta tau_in (the paper's Fig. 1) but read as internal units:
     # eta tau_in = 15.5, delta Delta / Delta_0 ~ 20: stored and shown as a failure of
     # perturbation theory, with the coupling in the paper's units
+    # (N = 120 as in the next test: the two share their compiled programs)
     with pytest.warns(kinetics.PhysicsWarning, match="perturbation theory has failed"):
-        ds = solvers.perturbative(_cavity(0.0155))
+        ds = solvers.perturbative(_cavity(0.0155, n=120))
     assert abs(float(ds.relative_gap_change)) > 1.0
     assert "eta tau_in = 15.5" in ds.attrs["warnings"]
     with pytest.warns(kinetics.PhysicsWarning, match="differs from perturbation theory"):
-        steady = solvers.steady_state(_cavity(0.0155))
+        steady = solvers.steady_state(_cavity(0.0155, n=120))
     assert "perturbation theory has failed" in steady.attrs["warnings"]
 
 
