@@ -2,7 +2,11 @@
 
 All tests share one grid and one model structure (a multimode cavity at the
 paper's T_qp = 0.9, omega_0 = 3 Delta_0, T_cav / T_qp = 0.5), so each solver is
-compiled once for the whole module: only parameter values change between tests.
+compiled once for the whole module: only parameter values change between tests. The
+solvers' options that are compiled in (Newton's tol; tsit5's rtol, atol and the number
+of save times) are shared too: every Newton solve runs at TOL = 1e-14, the tightest any
+test needs, and the tsit5 runs of one model structure at rtol 1e-10, atol 1e-14 with
+41 save times.
 """
 
 import warnings
@@ -21,11 +25,14 @@ T_QP = 0.9
 TAU_IN = 1000.0
 GRID = kinetics.Grid(n=100, xi_max=30.0, core=2.0)
 DELTA0 = kinetics.equilibrium_gap(T_QP, GRID)
+TOL = 1e-14  # Newton's tolerance (max |dn/dt| tau_in) for every steady state here
 
 
 def model(coupling, t_cav_ratio=0.5):
     """coupling = eta * tau_in (the paper's Fig. 1 is 0.0155)."""
-    bath = kinetics.MultimodeCavity(omega0=3.0 * DELTA0, t_cav=t_cav_ratio * T_QP, eta=coupling / TAU_IN)
+    bath = kinetics.MultimodeCavity(
+        omega0=3.0 * DELTA0, t_cav=t_cav_ratio * T_QP, eta=coupling / TAU_IN
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", kinetics.PhysicsWarning)
         return kinetics.Model(t_qp=T_QP, tau_in=TAU_IN, baths=[bath], grid=GRID)
@@ -39,7 +46,7 @@ def test_nonlinear_steady_state_tends_to_perturbation_theory_linearly():
     couplings = np.array([1e-2, 1e-3, 1e-4])
     err_n, err_gap = [], []
     for c in couplings:
-        st = solvers.steady_state(model(c), tol=1e-14)
+        st = solvers.steady_state(model(c), tol=TOL)
         pt = solvers.perturbative(model(c))
         # physics.md section 5: delta n of the nonlinear state against n_F at its own gap
         dn_nl = st.delta_n.values
@@ -60,12 +67,13 @@ def test_nonlinear_steady_state_tends_to_perturbation_theory_linearly():
 def test_equilibrium_is_a_fixed_point():
     m = model(0.0155, t_cav_ratio=1.0)
     nf = np.asarray(m.thermal_state())
-    ev = solvers.evolve(m, np.linspace(0.0, 5 * TAU_IN, 6), solver="tsit5", progress=False)
+    ts = np.linspace(0.0, 5 * TAU_IN, 41)
+    ev = solvers.evolve(m, ts, solver="tsit5", rtol=1e-10, atol=1e-14, progress=False)
     # detailed balance holds to rounding, so the state may drift only by rounding
-    # accumulated over the steps (<< atol = 1e-12)
+    # accumulated over the steps (<< 1e-12)
     assert np.max(np.abs(ev.n.values - nf)) < 1e-12
     assert np.max(np.abs(ev.gap.values - DELTA0)) < 1e-12
-    st = solvers.steady_state(m, start="thermal")
+    st = solvers.steady_state(m, start="thermal", tol=TOL)
     assert np.max(np.abs(st.n.values - nf)) < 1e-14
     assert st.attrs["solver.residual"] < 1e-11
 
@@ -73,7 +81,7 @@ def test_equilibrium_is_a_fixed_point():
 @pytest.mark.parametrize("coupling", [1e-3, 0.3])
 def test_switch_on_transient_relaxes_at_the_gap_mode_rate(coupling):
     m = model(coupling)
-    st = solvers.steady_state(m, tol=1e-14)
+    st = solvers.steady_state(m, tol=TOL)
     ts = np.linspace(0.0, 20 * TAU_IN, 41)
     ev = solvers.evolve(m, ts, solver="tsit5", rtol=1e-10, atol=1e-14, progress=False)
     dg = np.abs(ev.gap.values - float(st.gap))
@@ -131,12 +139,13 @@ def test_auto_solver_choice_and_partial_results_on_failure():
     m = model(0.0155)
     assert solvers.choose_solver(m, m.thermal_state(), 10 * TAU_IN) == "tsit5"
     # a run made to fail keeps what it computed and says why
-    ds = solvers.evolve(m, np.linspace(0.0, 10 * TAU_IN, 11), solver="tsit5", max_steps=5, throw=False, progress=False)
+    ts = np.linspace(0.0, 10 * TAU_IN, 11)
+    ds = solvers.evolve(m, ts, solver="tsit5", max_steps=5, throw=False, progress=False)
     assert ds.attrs["solver.status"] == "failed"
     assert "steps" in ds.attrs["solver.message"].lower()
     assert np.all(np.isfinite(ds.n.values[0]))
     with pytest.raises(solvers.SolverError) as info:
-        solvers.evolve(m, np.linspace(0.0, 10 * TAU_IN, 11), solver="tsit5", max_steps=5, progress=False)
+        solvers.evolve(m, ts, solver="tsit5", max_steps=5, progress=False)
     assert isinstance(info.value.partial, xr.Dataset)
 
 
@@ -152,7 +161,7 @@ def test_bad_solver_arguments_are_refused():
 
 def test_netcdf_round_trip(tmp_path):
     m = model(0.0155)
-    for ds in (solvers.perturbative(m), solvers.steady_state(m)):
+    for ds in (solvers.perturbative(m), solvers.steady_state(m, tol=TOL)):
         path = tmp_path / f"{ds.attrs['kind']}.nc"
         solvers.save(ds, path)
         back = solvers.load(path)
@@ -179,7 +188,7 @@ def test_time_dependent_switch_on():
     # before the switch the bath is off: the thermal state stays put (to rounding)
     assert np.max(np.abs(ev.n.values[:3] - nf)) < 1e-12
     # after it, the gap moves and reaches the steady state of the switched-on model
-    steady = solvers.steady_state(model(0.3), tol=1e-13)
+    steady = solvers.steady_state(model(0.3), tol=TOL)
     assert abs(ev.gap.values[3] - DELTA0) > 1e-6
     # 30 tau_in at rate >= 0.6 / tau_in (the strong-coupling gap mode): e^-18 left
     assert ev.gap.values[-1] == pytest.approx(float(steady.gap), rel=1e-8)
@@ -187,7 +196,7 @@ def test_time_dependent_switch_on():
 
 def test_integrating_to_steady_state_agrees_with_newton():
     m = model(0.3)
-    newton = solvers.steady_state(m, tol=1e-13)
+    newton = solvers.steady_state(m, tol=TOL)
     integrated = solvers.steady_state(m, method="integrate", solver="kvaerno5", tol=1e-11)
     assert integrated.attrs["solver.residual"] <= 1e-11
     # a relative residual 1e-11 (each occupation's relative rate times its own relaxation
@@ -199,7 +208,7 @@ def test_integrating_to_steady_state_agrees_with_newton():
 
 def test_process_rates_in_datasets():
     m = model(0.3)
-    st = solvers.steady_state(m, tol=1e-13)
+    st = solvers.steady_state(m, tol=TOL)
     rates = st.process_rate.sel(bath="0:MultimodeCavity")
     assert st.process_rate.attrs["units"]
     # cold photons (T_cav < T_qp): recombination into the cavity beats pair breaking
@@ -209,5 +218,6 @@ def test_process_rates_in_datasets():
     net_cavity = float(rates.sel(process="pair_breaking") - rates.sel(process="recombination"))
     relax = 4.0 * float(m.grid.integrate(jnp.asarray(st.delta_n.values))) / TAU_IN
     # the scattering part conserves number to discretization accuracy (< 1e-4 of
-    # its gross rate at this grid, tests/test_collision.py), the Newton residual is 1e-13
-    assert net_cavity == pytest.approx(relax, rel=1e-3, abs=1e-4 * float(rates.sel(process="scattering")))
+    # its gross rate at this grid, tests/test_collision.py), the Newton residual is 1e-14
+    scattering = float(rates.sel(process="scattering"))
+    assert net_cavity == pytest.approx(relax, rel=1e-3, abs=1e-4 * scattering)
