@@ -127,7 +127,8 @@ def initial_state(model: Model, n0):
     if bosons is None:
         bosons = np.concatenate([np.asarray(b) for b in model.boson_state()])
     bosons = np.asarray(bosons, dtype=np.float64)
-    if bosons.shape != (size - model.grid.n,) or not np.all(np.isfinite(bosons)) or np.any(bosons < -1e-12):
+    if (bosons.shape != (size - model.grid.n,) or not np.all(np.isfinite(bosons))
+            or np.any(bosons < -1e-12)):
         raise ParameterError(
             f"the boson occupations of n0 must be finite, >= 0 and of shape "
             f"({size - model.grid.n},); got shape {bosons.shape}, minimum {np.min(bosons):g}."
@@ -204,7 +205,9 @@ def evolve(
             raise ParameterError(f"evolve: {name} must be > 0; got {v!r}.")
     if not (isinstance(max_steps, int) and max_steps > 0):
         raise ParameterError(f"evolve: max_steps must be a positive integer; got {max_steps!r}.")
-    if checkpoint_every is not None and not (isinstance(checkpoint_every, int) and checkpoint_every >= 1):
+    if checkpoint_every is not None and not (
+        isinstance(checkpoint_every, int) and checkpoint_every >= 1
+    ):
         raise ParameterError(
             f"evolve: checkpoint_every must be a positive integer (save points per segment); "
             f"got {checkpoint_every!r}."
@@ -237,7 +240,7 @@ def evolve(
     bar = tqdm(total=size - 1, initial=done_to, unit="save", desc="evolve",
                disable=not progress or checkpoint is None)
     with _StopOnSignal(enabled=checkpoint is not None) as stop, bar, blas_single_thread():
-        for a, b in zip(edges[:-1], edges[1:]):
+        for a, b in zip(edges[:-1], edges[1:], strict=True):
             if b <= done_to:
                 continue
             a = max(a, done_to)
@@ -247,7 +250,8 @@ def evolve(
             # recompile the integrator; only their number is part of the program
             jumps = jnp.asarray(interior_jumps(model.jump_times(), seg[0], seg[-1]), jnp.float64)
             out = _core_jit(
-                model, jnp.asarray(ys[a]), jnp.asarray(seg[0]), jnp.asarray(seg[-1]), jnp.asarray(seg),
+                model, jnp.asarray(ys[a]), jnp.asarray(seg[0]), jnp.asarray(seg[-1]),
+                jnp.asarray(seg),
                 name, rtol, atol, max_steps, dt0, jumps, progress and checkpoint is None,
             )
             wall += _time.perf_counter() - start

@@ -99,8 +99,9 @@ def z_jacobian(model: Model, t, z):
 def physical_problem(model: Model, y, atol: float = 0.0, rtol: float = 0.0) -> str:
     """Why the state y (numpy, last axis the state) is not a physical one, or "": not
     finite, an occupation n outside [0, 1] or a boson occupation below 0 by more than
-    the accuracy asked for, atol + rtol x the largest occupation of the state. The Newton solver and the implicit integrators cannot produce such a state;
-    this is the last check before a result is called a success."""
+    the accuracy asked for, atol + rtol x the largest occupation of the state. The Newton
+    solver and the implicit integrators cannot produce such a state; this is the last
+    check before a result is called a success."""
     y = np.asarray(y, dtype=np.float64)
     if not np.all(np.isfinite(y)):
         return "a non-finite value in the state"
