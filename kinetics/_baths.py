@@ -303,7 +303,6 @@ class AbstractDynamicBath(AbstractBosonBath):
         return grid_b
 
 
-
 # --------------------------------------------------------------------------- cavities
 
 
@@ -660,7 +659,6 @@ class AbstractLineDrive(AbstractBath):
                 PhysicsWarning,
                 stacklevel=7,
             )
-
 
 
 class ClassicalDrive(AbstractLineDrive):

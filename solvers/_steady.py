@@ -75,6 +75,12 @@ def _relaxation_times(model: Model, jac):
     return 1.0 / jnp.maximum(rate, 1e-12 * jnp.max(rate[: model.grid.n]))
 
 
+def _residuals(model: Model, z, f, tau):
+    """|dz_i/dt| tau_i: each component's relative distance to the root (Jacobi), 0 for
+    components resting at the occupation floor whose equation asks to go lower."""
+    return jnp.where(at_floor(model, z, f), 0.0, jnp.abs(f) * tau)
+
+
 def _newton(model: Model, z0, t, tol, max_iter):
     """Damped Newton on rhs(y) = 0 in the solver variables z (``_occupations``).
 
@@ -96,7 +102,7 @@ def _newton(model: Model, z0, t, tol, max_iter):
 
     def measures(z, tau):
         f = z_rhs(model, t, z)
-        r = jnp.where(at_floor(model, z, f), 0.0, jnp.abs(f) * tau)
+        r = _residuals(model, z, f, tau)
         return f, jnp.max(r), jnp.sqrt(jnp.mean(r * r))
 
     def cond(state):
@@ -107,7 +113,7 @@ def _newton(model: Model, z0, t, tol, max_iter):
         z, fz, _, _, it, ok, _, _ = state
         jac = scaled_jacobian(model, t, z)
         tau = _relaxation_times(model, jac)
-        r = jnp.where(at_floor(model, z, fz), 0.0, jnp.abs(fz) * tau)
+        r = _residuals(model, z, fz, tau)
         res, merit = jnp.max(r), jnp.sqrt(jnp.mean(r * r))
         lu = jax.scipy.linalg.lu_factor(jac)
         u = jax.scipy.linalg.lu_solve(lu, -fz)
@@ -480,7 +486,7 @@ def _integrate_to_steady(model: Model, y0, t, tol, solver):
     sol = _integrate(model, z0, t, tau, tol, solver)
     z = sol.ys[-1]
     f = z_rhs(model, t, z)
-    res = float(jnp.max(jnp.where(at_floor(model, z, f), 0.0, jnp.abs(f) * tau)))
+    res = float(jnp.max(_residuals(model, z, f, tau)))
     return from_z(model, z), res, int(sol.stats["num_steps"]), 1
 
 
@@ -495,7 +501,7 @@ def _integrate(model, z0, t, tau, tol, solver):
 
     def steady(t_, z, args, **kwargs):
         f = z_rhs(model, t, z)
-        return jnp.max(jnp.where(at_floor(model, z, f), 0.0, jnp.abs(f) * tau)) < 0.5 * tol
+        return jnp.max(_residuals(model, z, f, tau)) < 0.5 * tol
 
     return diffrax.diffeqsolve(
         diffrax.ODETerm(field),
