@@ -35,6 +35,7 @@ import xarray as xr
 import kinetics
 from solvers import Interrupted, load, save
 
+from ._compile_cache import OPTION_HELP, use_compile_cache
 from ._config import load_config, parse_override, sweep_points, unitless_values
 from ._errors import ConfigError, OutputError, ResultFileError
 from ._figures import gap_change_sign_changes, plot
@@ -735,6 +736,7 @@ def main(argv=None) -> int:
     p_run.add_argument("--workers", type=int, default=None,
                        help="run the sweep on a local cluster of this many worker processes")
     p_run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p_run.add_argument("--no-compile-cache", action="store_true", help=OPTION_HELP)
     p_run.set_defaults(func=_run)
     p_resume = sub.add_parser(
         "resume",
@@ -745,6 +747,7 @@ def main(argv=None) -> int:
     )
     p_resume.add_argument("file", help="NAME.checkpoint.nc")
     p_resume.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p_resume.add_argument("--no-compile-cache", action="store_true", help=OPTION_HELP)
     p_resume.set_defaults(func=_resume)
     p_list = sub.add_parser(
         "list",
@@ -773,6 +776,8 @@ def main(argv=None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     args.process = argv is None  # the console script (main() from Python: a function call)
     _concise_warnings()
+    if args.process and hasattr(args, "no_compile_cache"):  # run, resume: they compile
+        use_compile_cache(args.no_compile_cache)
     code = _main(args)
     if code in (130, 143) and args.process:
         # leave without the interpreter's teardown: XLA compiler threads still running

@@ -12,7 +12,8 @@ compilation cache, in a folder of this test session only (made empty here, remov
 the end; subprocesses inherit it through the environment), compiles each of them once
 per session. The cache key is the program itself (HLO, compile options, JAX and XLA
 versions): a hit is the executable XLA would have produced, so nothing a test checks
-changes. Set CAVITY_TEST_NO_COMPILATION_CACHE=1 to run without it.
+changes. Set CAVITY_TEST_NO_COMPILATION_CACHE=1 to run without it (the console script
+run as a subprocess too: it would otherwise use the user's cache folder).
 """
 
 import atexit
@@ -21,6 +22,8 @@ import shutil
 import tempfile
 
 _OFF = os.environ.get("CAVITY_TEST_NO_COMPILATION_CACHE")
+if _OFF:  # cavity_eliashberg._compile_cache: the console script's own cache, off
+    os.environ["CAVITY_ELIASHBERG_NO_COMPILE_CACHE"] = "1"
 if not _OFF and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     _CACHE = tempfile.mkdtemp(prefix="cavity-test-jax-cache-")
     atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
