@@ -41,6 +41,32 @@ Kinds (results in brackets):
   crosses ``level``, by linear interpolation between the neighbouring points (in log x
   for a log-spaced axis); in the axis' unit, NaN when it does not cross. E.g. where the
   enhancement of a dynamic cavity has halved.
+- ``reference`` [``gap_driven``, ``gap_recovery``, ``drive_rate``, ``t_bath_kelvin``,
+  ``reference_t_star``, and per panel ``<name>`` and ``<name>_relative_difference``]: a
+  steady readout-drive study against a published curve in a reference table
+  (cavity_eliashberg._reference; the tables in cavity_eliashberg/reference/). Options:
+  ``table`` (a shipped table's name, e.g. ``"fischer_catelani_2023"``, or a path ending
+  in ``.csv`` relative to the study file), ``panels`` (a list of ``{ figure = 5, panel =
+  "upper" }``, each with optional ``variable`` (default from the table's y_name:
+  ``x_qp`` or ``gap_recovery``), ``log_y`` (interpolate in log y; default for x_qp) and
+  ``name`` (default ``<variable>_reference``)), ``curve`` (the table's curve, default
+  ``"numerical"``; its ``_maximum``/``_falling`` rows belong to it), ``drive`` (the
+  ``readout_drive`` bath, default the only one), ``t_tolerance`` (how close the table's
+  T_B must be to the point's T_B = model.t_qp, default ``"1 mK"``) and ``label`` (the
+  legend of the table's points, default from the table's name: "Fischer & Catelani
+  2023, digitized"). Per point: ``<name>``, the table's curve at the point's T_B
+  interpolated at its drive c_phot n_bar [1/s] (piecewise linear in log drive and, with
+  log_y, log y; NaN outside the digitized range or without a curve at that T_B), in the
+  variable's unit; ``<name>_relative_difference`` = (ours - table) / |table| [1] (NaN
+  at failed points). ``gap_recovery`` = (Delta_driven - Delta_eq(T_B)) / (Delta(0) -
+  Delta_eq(T_B)) [1] (Fischer & Catelani 2023, Fig. 6): Delta_driven [``gap_driven``,
+  k_B T_c] the gap equation's root on the steady n (the state's gap when self-consistent;
+  `kinetics.Model.solve_gap` on the state with ``model.gap = "fixed"``), Delta_eq(T_B)
+  the model's Delta_0 on its grid, Delta(0) = `kinetics.DELTA_ZERO`. ``drive_rate``
+  c_phot n_bar [1/s], ``t_bath_kelvin`` [K], ``reference_t_star`` the table's drive
+  measure T*/Delta (a power law in c_phot n_bar fitted to its ``t_star_over_delta``).
+  Needs compute 'steady', a readout_drive bath, T_c (model.t_c or the observables'
+  material) and, for x_qp, ``[observables]``. Figure kind ``reference`` draws it.
 
 Two solver options serve studies like these (``[steady] continuation`` and ``[evolve]
 n0_excess``, see `sweep_options`).
@@ -58,6 +84,7 @@ import kinetics
 import solvers
 
 from ._config import Config, _sweep_target, axis_values, bath_names, dim_name, save_times
+from ._reference import analysis as _reference
 
 _TIME = "hbar/(k_B T_c)"
 
@@ -345,4 +372,5 @@ _KINDS = {
     "decay_time": _decay_time,
     "rothwarf_taylor": _rothwarf_taylor,
     "crossing": _crossing,
+    "reference": _reference,
 }

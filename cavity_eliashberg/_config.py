@@ -46,7 +46,7 @@ from ._errors import ConfigError
 COMPUTE_KINDS = ("perturbative", "steady", "evolve")
 FIGURE_KINDS = (
     "gap_change", "delta_n", "transient", "coupling", "map", "decay", "dynamic_gap_change",
-    "resonator", "none",
+    "resonator", "reference", "none",
 )
 
 
@@ -419,15 +419,41 @@ class CrossingAnalysis(_Strict):
     name: str = "crossing"
 
 
+class ReferencePanel(_Strict):
+    """One panel of a reference table and the study variable it gives."""
+
+    figure: int | str
+    panel: str
+    variable: str | None = None  # default: from the table's y_name (x_qp, gap_recovery)
+    log_y: bool | None = None  # interpolate in log y (default: for x_qp)
+    name: str | None = None  # result name (default <variable>_reference)
+
+
+class ReferenceAnalysis(_Strict):
+    """A shipped reference table's curves at each point's drive and T_B (``<variable>_
+    reference``, ``..._relative_difference``) and ``gap_recovery`` (cavity_eliashberg._
+    reference)."""
+
+    kind: Literal["reference"]
+    table: str
+    panels: Annotated[list[ReferencePanel], Field(min_length=1)]
+    curve: str = "numerical"
+    drive: str | None = None
+    t_tolerance: Value = "1 mK"
+    label: str | None = None
+
+
 Analysis = Annotated[
     StaticReferenceAnalysis
     | SlowestTimeAnalysis
     | DecayTimeAnalysis
     | RothwarfTaylorAnalysis
-    | CrossingAnalysis,
+    | CrossingAnalysis
+    | ReferenceAnalysis,
     Field(discriminator="kind"),
 ]
-ANALYSIS_KINDS = ("static_reference", "slowest_time", "decay_time", "rothwarf_taylor", "crossing")
+ANALYSIS_KINDS = ("static_reference", "slowest_time", "decay_time", "rothwarf_taylor", "crossing",
+                  "reference")
 
 
 class Config(_Strict):
@@ -554,6 +580,7 @@ _TAGS = set(ANALYSIS_KINDS) | {
     "DecayTimeAnalysis",
     "RothwarfTaylorAnalysis",
     "CrossingAnalysis",
+    "ReferenceAnalysis",
     "step",
     "ramp",
     "gaussian_pulse",
@@ -761,6 +788,9 @@ def _check_semantics(cfg: Config, raw: dict) -> None:
     if cfg.evolve is not None and cfg.evolve.n0_excess != 0.0 and "evolve" not in cfg.compute:
         raise ConfigError("evolve.n0_excess applies to compute = ['evolve'] only.")
     _check_analyses(cfg)
+    from ._reference import check as _check_reference  # the kind "reference"
+
+    _check_reference(cfg, raw)
     if cfg.observables is not None:
         observables_options(cfg)
     elif cfg.figure.kind == "resonator":

@@ -28,7 +28,11 @@ profiles; each kind is one function that a reader can take alone.)
   ``log_x``), one curve per value of the other swept parameter, the static-bath reference
   (dashed; analysis ``static_reference``) and each curve's ``crossing``; beside it the
   boson occupation N(Omega) at ``figure.spectra_at`` for the values of ``figure.x``
-  around the crossing, between n_B(Omega / T_bath) and n_B(Omega / T_qp).
+  around the crossing, between n_B(Omega / T_bath) and n_B(Omega / T_qp);
+- ``reference``: a readout-drive study against a published curve (analysis
+  ``reference``): x_qp and the gap quantity of Fischer & Catelani's Fig. 6 against n_bar
+  with the reference table's points overlaid, delta f_r / f_r and 1 / Q_qp; one colour
+  per T_B, the gap convention by line style (cavity_eliashberg._figures_reference).
 """
 
 from __future__ import annotations
@@ -160,7 +164,7 @@ def _plt():
 
 
 _KINDS = ("gap_change", "delta_n", "transient", "coupling", "map", "decay",
-          "dynamic_gap_change", "resonator")
+          "dynamic_gap_change", "resonator", "reference")
 
 
 def figure(ds: xr.Dataset):
@@ -841,6 +845,12 @@ def _resonator(ds, plt):
     fig.suptitle(f"{ds.attrs.get('title', '')}  ({_caption(ds)}{note})", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _reference(ds, plt):
+    from ._figures_reference import draw
+
+    return draw(ds, plt)
 
 
 def _resonator_spectrum(ds, plt, labels):
