@@ -13,7 +13,7 @@ DEFAULTS = MappingProxyType(
                 "start": "perturbative",  # or "thermal"
                 "method": "newton",  # or "integrate"
                 "tol": 1e-10,  # relative residual and distance of each occupation (_newton)
-                "max_iter": 50,  # Newton iterations per stage
+                "max_iter": 200,  # iterations per stage (each a Newton or a pseudo-time step)
                 "continuation_steps": 8,  # stages of the coupling ramp when Newton fails
                 "solver": "kvaerno5",  # the diffrax solver of method="integrate"
                 "t": 0.0,  # time at which time-dependent parameters are frozen

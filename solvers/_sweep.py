@@ -167,7 +167,7 @@ def sweep(
       evolution from the thermal state, as ``evolve``) or "perturbative" (as
       ``perturbative``).
     - `options`: solver settings, as the solver's keyword arguments. steady: `tol`
-      (residual max|dn/dt| tau_in, 1e-11), `max_iter` (50), `start` ("perturbative"),
+      (residual max|dn/dt| tau_in, 1e-11), `max_iter` (200), `start` ("perturbative"),
       `continuation_steps` (8), `t` (0.0 [hbar/(k_B T_c)]); evolve: `t_save` (required,
       [hbar/(k_B T_c)]), `solver` ("auto"), `rtol` (1e-8), `atol` (1e-12), `max_steps`,
       `n0_excess` (0: the initial n is the thermal n times 1 + n0_excess, bosons at their
