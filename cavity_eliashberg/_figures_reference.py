@@ -105,6 +105,7 @@ def draw(ds, plt):
         r"$\delta f_r / f_r$")
     labelled = set()
     ratio = []
+    gap_values = []  # ours and the table's, for the gap panel's y range
     for k, idx in enumerate(np.ndindex(*[ds.sizes[d] for d in others])):
         pick = dict(zip(others, idx, strict=True))
         one = ds.isel(pick)
@@ -118,6 +119,7 @@ def draw(ds, plt):
             if "x_qp" in cur:
                 ax_x.plot(xs, cur.x_qp.transpose(x).values, label=label, **style)
             ax_g.plot(xs, cur.gap_recovery.transpose(x).values, label=label, **style)
+            gap_values.append(np.ravel(cur.gap_recovery.values))
             if "frequency_shift" in cur:
                 ax_f.plot(xs, shift_sign * cur.frequency_shift.isel(probe).transpose(x).values,
                           label=label, **style)
@@ -141,6 +143,8 @@ def draw(ds, plt):
                             mfc=colors[k] if kind == curve else "none", lw=0.8,
                             label=mark if (var, kind) not in labelled else None, zorder=3)
                 labelled.add((var, kind))
+                if var == "gap_recovery":
+                    gap_values.append(np.ravel(y))
 
     ax_x.set_yscale("log")
     ax_x.set_ylabel(r"$x_{qp}$")
@@ -149,6 +153,15 @@ def draw(ds, plt):
     ax_g.set_ylabel(r"$(\Delta_{driven} - \Delta_{eq}(T_B)) / (\Delta(0) - \Delta_{eq}(T_B))$")
     ax_g.set_title("gap change against the thermal reduction (Fischer & Catelani Fig. 6 "
                    "quantity)", fontsize=9)
+    # once heating sets in the quantity falls to -1e5 and more (the thermal reduction it is
+    # divided by is ~1e-9 Delta_0 at 0.1 K): cut the axis at the positive branch's scale
+    g = np.concatenate(gap_values) if gap_values else np.zeros(0)
+    g = g[np.isfinite(g)]
+    if g.size and np.max(g) > 0 and np.min(g) < -0.5 * np.max(g):
+        top = 1.3 * float(np.max(g))
+        ax_g.set_ylim(-0.5 * top, top)
+        ax_g.set_title(ax_g.get_title() + f"\naxis cut: values down to {np.min(g):.3g} "
+                       "where the film heats", fontsize=9)
     alpha = ds.attrs.get("observables.alpha")
     ax_f.set_ylabel(shift_label)
     ax_f.set_title("frequency shift against the equilibrium film at T_B"
