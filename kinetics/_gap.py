@@ -25,8 +25,9 @@ evaluated by autodiff with the same thermal occupation as the tail, remove it; w
 remains at u = 1 is O(h^6) plus the deviation of the actual n from thermal at xi_max,
 where n itself is ~ e^{-20} by the reach rule.
 
-``gap(grid, n)`` is the positive root Delta[n] (0 when there is none), found to
-machine precision by safeguarded Newton steps in ln(Delta), and differentiable:
+``gap(grid, n)`` is the largest positive root Delta[n] (0 when there is none; a scan
+of G over Delta brackets it), found to machine precision by safeguarded Newton steps
+in ln(Delta), and differentiable:
 its JVP is the implicit-function one, dDelta = -(dG/dn . dn + dG/dT_tail dT_tail) / (dG/dDelta).
 """
 
@@ -162,13 +163,16 @@ def gap_function_dn(grid: Grid, delta):
     return jnp.where(e > 0, -2.0 * jnp.asarray(grid.weights) / jnp.where(e > 0, e, 1.0), 0.0)
 
 
-def _decreasing_root(f, df, guess):
-    """Root of a function decreasing in Delta on (_DELTA_MIN, _DELTA_MAX), or 0.
+def _decreasing_root(f, df, guess, lo0=None, hi0=None):
+    """Root of f on a bracket (lo0, hi0) of x = ln(Delta) where f(e^lo0) > 0 >= f(e^hi0)
+    (default: (_DELTA_MIN, _DELTA_MAX)), or 0 when f(e^lo0) <= 0.
 
-    Newton steps in x = ln(Delta), where G is close to linear, kept inside a
-    bracket that bisection shrinks; a fixed iteration bound makes it total.
+    Newton steps in x, where G is close to linear, kept inside a bracket that
+    bisection shrinks; a fixed iteration bound makes it total. With several roots in
+    the bracket it returns one of them: callers that care bracket a single crossing.
     """
-    lo0, hi0 = jnp.log(_DELTA_MIN), jnp.log(_DELTA_MAX)
+    lo0 = jnp.log(_DELTA_MIN) if lo0 is None else lo0
+    hi0 = jnp.log(_DELTA_MAX) if hi0 is None else hi0
     has_root = f(jnp.exp(lo0)) > 0
 
     def body(state):
@@ -193,11 +197,35 @@ def _decreasing_root(f, df, guess):
     return jnp.where(has_root, jnp.exp(x), 0.0)
 
 
+# Scan of G(Delta; n) for the largest root: 64 nodes log-spaced over [_DELTA_MIN,
+# _DELTA_MAX], neighbours a factor 1.6 apart. Two roots closer than that (a branch at
+# its turning point) can be missed between nodes; the cost is 64 sums over the grid.
+_SCAN_X = np.linspace(np.log(_DELTA_MIN), np.log(_DELTA_MAX), 64)
+
+
+def _largest_root(f, df, guess):
+    """The largest root of f(Delta) on (_DELTA_MIN, _DELTA_MAX) at which f falls through
+    zero, or 0 when f <= 0 on the whole scan (docs/physics.md, "Which root").
+
+    The scan brackets the largest sign change + -> -; ``_decreasing_root`` refines it.
+    A state whose G is monotonic (every thermal-like state) has one root and the scan
+    only picks its bracket; a state with occupation above 1/2 near the gap edge has
+    G -> -inf as Delta -> 0 and a root above it, which a test at Delta -> 0 alone would
+    miss (it reported such a film normal).
+    """
+    xs = jnp.asarray(_SCAN_X)
+    pos = jax.vmap(lambda x: f(jnp.exp(x)))(xs) > 0
+    k = xs.shape[0] - 1 - jnp.argmax(pos[::-1])  # last node with f > 0
+    k = jnp.minimum(k, xs.shape[0] - 2)  # f(_DELTA_MAX) < 0 for any n in [0, 1]
+    root = _decreasing_root(f, df, guess, xs[k], xs[k + 1])
+    return jnp.where(jnp.any(pos), root, 0.0)
+
+
 @functools.cache
 def _gap_solver(grid: Grid):
     @jax.custom_jvp
     def solve(n, guess, t_tail):
-        return _decreasing_root(
+        return _largest_root(
             lambda d: gap_function(grid, n, d, t_tail),
             lambda d: gap_function_ddelta(grid, n, d, t_tail),
             jax.lax.stop_gradient(guess),
@@ -220,7 +248,8 @@ def _gap_solver(grid: Grid):
 
 @functools.partial(jax.jit, static_argnums=0)
 def gap(grid: Grid, n, guess=1.0, t_tail=0.0):
-    """Self-consistent gap Delta[n] [T_c]: the positive root of G(Delta; n), or 0.
+    """Self-consistent gap Delta[n] [T_c]: the largest positive root of G(Delta; n), or 0
+    when there is none (the normal state; docs/physics.md, "Which root").
 
     - `n`: occupations on the grid, shape (grid.n,).
     - `guess`: starting value (e.g. the previous gap); it only affects the cost.

@@ -16,7 +16,6 @@ REASONS = {
     "nonfinite": "a non-finite value appeared in the state",
     "left_unit_interval": "an occupation left [0, 1]",
     "unphysical": "the result is not a physical state (an occupation outside [0, 1])",
-    "gap_collapsed": "the gap collapsed to zero (the film went normal)",
     "interrupted": "stopped by a signal after writing a checkpoint",
     "failed": "the solver failed",
 }

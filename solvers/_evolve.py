@@ -186,12 +186,15 @@ def evolve(
     - `max_memory_gb`: refuse (``ResourceError``, before any work) a run whose estimated
       memory exceeds this (default: 80 % of the memory available now).
 
-    Failures (step-size collapse, max_steps, a non-finite state, n leaving [0, 1],
-    the gap collapsing to zero) stop the run with the time, the cause and a hint.
+    Failures (step-size collapse, max_steps, a non-finite state, n leaving [0, 1])
+    stop the run with the time, the cause and a hint. A gap reaching zero is not one:
+    the film goes normal and may recover (docs/physics.md, "Through the normal state").
 
     Returns a dataset over (time, xi) with n, delta_n, gap, relative_gap_change,
-    n_qp, energy. Parameter jumps of time-dependent baths are passed to the
-    step-size controller so that steps stop exactly there.
+    n_qp, energy, and the intervals in which the film was normal (``went_normal_at``,
+    ``recovered_at`` over ``normal_interval``; see ``normal_intervals``). Parameter
+    jumps of time-dependent baths are passed to the step-size controller so that steps
+    stop exactly there.
     """
     t_save = np.asarray(t_save, dtype=np.float64).reshape(-1)
     if t_save.size < 1 or not np.all(np.isfinite(t_save)) or np.any(np.diff(t_save) <= 0):
@@ -337,7 +340,8 @@ def _diagnose(model: Model, rows, gaps, times, atol: float = 0.0,
               rtol: float = 0.0) -> tuple[str, str]:
     """A physical failure in integrated states, as (reason, message); ("", "") if none:
     non-finite, n outside [0, 1] by more than the accuracy asked for (atol + rtol max n of
-    the state; the implicit solvers cannot leave [0, 1], an explicit step can), Delta -> 0."""
+    the state; the implicit solvers cannot leave [0, 1], an explicit step can). A gap
+    reaching zero is not a failure: ``normal_intervals`` records it."""
     n = rows[:, : model.grid.n]
     finite = np.all(np.isfinite(rows), axis=1)
     if not finite.all():
@@ -350,12 +354,6 @@ def _diagnose(model: Model, rows, gaps, times, atol: float = 0.0,
         return "left_unit_interval", (
             f"n left [0, 1] at t = {times[k]:g} (min {n[k].min():.3g}, max {n[k].max():.3g}): "
             "the step is too large for the coupling; tighten rtol/atol or use 'bdf'"
-        )
-    if float(model.delta0) > 0 and np.any(gaps <= 0):
-        k = int(np.argmax(gaps <= 0))
-        return "gap_collapsed", (
-            f"the gap collapsed to zero at t = {times[k]:g} (the film went normal); the "
-            "states up to then are kept. A weaker drive or coupling keeps it superconducting"
         )
     return "", ""
 
@@ -373,7 +371,72 @@ def _dataset(model, ys, gaps, t_save, settings, status, message, stats, wall, t_
     if t_prev is not None:
         info["restarted_from_time"] = t_prev
     gaps = np.where(done, gaps, np.nan)
-    return build_dataset(model, ys, gaps, kind="evolve", time=t_save, solver=info, config=config)
+    ds = build_dataset(model, ys, gaps, kind="evolve", time=t_save, solver=info, config=config)
+    return _with_normal_intervals(ds, t_save, gaps)
+
+
+# A gap below this [k_B T_c] counts as zero (the film normal). On the grid the gap of a
+# film going normal falls to ~1e-11 within a few relaxation times of the transition and
+# then to 0 (the node at xi = 0 makes Delta[n] ~ (1/2 - n_0): measured on a thermal ramp
+# through T_c, docs/physics.md "Through the normal state"); 1e-6 is far below any gap
+# a film that is still superconducting shows and far above rounding.
+NORMAL_GAP = 1e-6
+
+
+def normal_intervals(times, gaps, threshold: float = NORMAL_GAP):
+    """Intervals in which the film was normal (gap <= `threshold` [k_B T_c]) in a saved
+    gap series: arrays (went_normal_at, recovered_at) [hbar/(k_B T_c)], NaN where the
+    record does not show the crossing (normal from the first save, or still normal at
+    the last). A crossing between two saves is placed where Delta^2, close to linear in
+    time near a transition (Delta^2 ~ the distance to it), extrapolated from the two saves
+    on the superconducting side, reaches zero (kept between the two saves that bracket
+    it; with one superconducting save there, linear interpolation of Delta^2)."""
+    times = np.asarray(times, dtype=np.float64)
+    gaps = np.asarray(gaps, dtype=np.float64)
+    ok = np.isfinite(gaps)
+    times, gaps = times[ok], gaps[ok]
+    normal = gaps <= threshold
+    if not normal.any():
+        return np.zeros(0), np.zeros(0)
+
+    sq = gaps**2
+
+    def crossing(k):  # between saves k and k + 1, where `normal` changes
+        # s: the superconducting save beside the crossing, s2 the next one away from it
+        s, s2 = (k, k - 1) if normal[k + 1] else (k + 1, k + 2)
+        if 0 <= s2 < sq.size and not normal[s2] and sq[s2] != sq[s]:
+            slope = (sq[s] - sq[s2]) / (times[s] - times[s2])
+            t = times[s] - sq[s] / slope
+        else:
+            x = sq[k] / (sq[k] - sq[k + 1]) if sq[k] != sq[k + 1] else 0.5
+            t = times[k] + x * (times[k + 1] - times[k])
+        return float(np.clip(t, times[k], times[k + 1]))
+
+    change = np.flatnonzero(np.diff(normal.astype(np.int8)))
+    starts = [np.nan] if normal[0] else []
+    ends = []
+    for k in change:
+        (starts if normal[k + 1] else ends).append(crossing(k))
+    if normal[-1]:
+        ends.append(np.nan)
+    return np.asarray(starts, dtype=np.float64), np.asarray(ends, dtype=np.float64)
+
+
+def _with_normal_intervals(ds, times, gaps):
+    went, back = normal_intervals(times, gaps)
+    doc = "crossing times interpolated in Delta^2 between saves; NaN: not seen in the record"
+    ds["went_normal_at"] = ("normal_interval", went, {
+        "units": "hbar/(k_B T_c)",
+        "long_name": "time at which the gap fell to zero (the film went normal)",
+        "description": f"gap <= {NORMAL_GAP:g} k_B T_c counts as zero; {doc}",
+    })
+    ds["recovered_at"] = ("normal_interval", back, {
+        "units": "hbar/(k_B T_c)",
+        "long_name": "time at which the gap came back (the film recovered)",
+        "description": doc,
+    })
+    ds.attrs["normal_intervals"] = int(went.size)
+    return ds
 
 
 def _fingerprint(model, t_save, y0, settings) -> str:
