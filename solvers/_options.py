@@ -34,3 +34,19 @@ DEFAULTS = MappingProxyType(
 STEADY = DEFAULTS["steady"]
 EVOLVE = DEFAULTS["evolve"]
 PERTURBATIVE = DEFAULTS["perturbative"]
+
+# The Newton's linear solves (steady_state's `linear_solver`; not a sweep option: sweeps
+# solve with the dense LU). GMRES settings of the Krylov path (solvers._krylov):
+# a solve stops at ||b - A x||_2 <= rtol ||b||_2 of the Jacobi-scaled system and falls
+# back to the dense LU after restart x max_cycles iterations; "auto" takes the Krylov
+# path from `auto_size` state variables on (measured crossover, benchmarks/krylov.py).
+LINEAR_SOLVERS = ("auto", "dense", "krylov", "krylov-jvp")
+KRYLOV = MappingProxyType(
+    {
+        "linear_solver": "auto",
+        "auto_size": 1500,
+        "rtol": 1e-10,
+        "restart": 40,
+        "max_cycles": 3,
+    }
+)

@@ -22,6 +22,7 @@ from ._bdf import bdf_solve
 from ._dataset import build_dataset
 from ._errors import SolverError
 from ._evolve import DIFFRAX_SOLVERS, EXPLICIT, initial_state
+from ._krylov import KrylovSystem as _KrylovSystem
 from ._occupations import (
     N_FLOOR,
     Z_FLOOR,
@@ -32,7 +33,7 @@ from ._occupations import (
     to_z,
     z_rhs,
 )
-from ._options import STEADY
+from ._options import KRYLOV, LINEAR_SOLVERS, STEADY
 from ._perturbative import compiled_core as perturbative_compiled
 from ._perturbative import perturbation_warnings, perturbative_core, warn_all
 from ._resources import check_resources
@@ -71,7 +72,12 @@ def _relaxation_times(model: Model, jac):
     rate of ~ e^{dOmega / T} (1e87 measured at N ~ 1e-87), and a floor taken from it made
     every quasiparticle residual vanish (a static state was returned as the dynamic one).
     """
-    rate = jnp.abs(jnp.diagonal(jac))
+    return _times_of_diagonal(model, jnp.diagonal(jac))
+
+
+def _times_of_diagonal(model: Model, diag):
+    """``_relaxation_times`` from the Jacobian's diagonal alone (the Krylov path)."""
+    rate = jnp.abs(diag)
     return 1.0 / jnp.maximum(rate, 1e-12 * jnp.max(rate[: model.grid.n]))
 
 
@@ -89,7 +95,8 @@ _CONTRACTION = 0.75
 _PTC_TRIES = 16  # pseudo time steps shortened (x 1/4) before an iteration gives up
 
 
-def _newton(model: Model, z0, t, tol, max_iter):
+def _newton(model: Model, z0, t, tol, max_iter, linear: str = "dense",
+            krylov: tuple = (), with_stats: bool = False):
     """Newton's method on rhs(y) = 0 in the solver variables z (``_occupations``),
     globalized by pseudo-transient continuation.
 
@@ -135,56 +142,69 @@ def _newton(model: Model, z0, t, tol, max_iter):
     def rms(u):
         return jnp.sqrt(jnp.mean(u * u))
 
-    def trial(z, fz, jac, tau, res, sigma):
+    def trial(z, fz, jac, tau, res, sigma, stats):
         """The step from z with pseudo-time parameter sigma (0: Newton), its residual,
-        and whether it contracts (Newton) or keeps the residual bounded (PTC)."""
-        lu = jax.scipy.linalg.lu_factor(jac - jnp.diag(sigma / tau))
-        u = jax.scipy.linalg.lu_solve(lu, -fz)
+        and whether it contracts (Newton) or keeps the residual bounded (PTC). `jac`:
+        the dense scaled Jacobian, or a ``_KrylovSystem`` (two GMRES solves instead of
+        one LU, each falling back to the LU when GMRES does not converge)."""
+        if linear == "dense":
+            lu = jax.scipy.linalg.lu_factor(jac - jnp.diag(sigma / tau))
+            solve = lambda b, st: (jax.scipy.linalg.lu_solve(lu, b), st)  # noqa: E731
+        else:
+            solve = lambda b, st: jac.solve(sigma / tau, b, st)  # noqa: E731
+        u, stats = solve(-fz, stats)
         u = jnp.where(at_floor(model, z, u), 0.0, u)
         z_new = _step(model, z, u, 1.0)
         f_new = z_rhs(model, t, z_new)
-        u_next = jax.scipy.linalg.lu_solve(lu, -f_new)
+        u_next, stats = solve(-f_new, stats)
         u_next = jnp.where(at_floor(model, z_new, u_next), 0.0, u_next)
         r_new = jnp.max(_residuals(model, z_new, f_new, tau))
         finite = jnp.isfinite(r_new) & jnp.all(jnp.isfinite(u_next))
         contracts = finite & (rms(u_next) <= _CONTRACTION * rms(u))
         bounded = finite & (r_new <= _PTC_GROWTH * res)
         rel = jnp.abs(u_next).at[:nn].multiply(1.0 - from_z(model, z_new)[:nn])
-        return z_new, f_new, r_new, contracts, bounded, jnp.max(rel), jnp.max(jnp.abs(u))
+        return (z_new, f_new, r_new, contracts, bounded, jnp.max(rel), jnp.max(jnp.abs(u)),
+                stats)
 
-    def pseudo_time_step(z, fz, jac, tau, res, sigma):
+    def pseudo_time_step(z, fz, jac, tau, res, sigma, stats):
         def cond(s):
-            return ~s[-1] & (s[-2] < _PTC_TRIES)
+            return ~s[-1] & (s[-3] < _PTC_TRIES)
 
         def body(s):
             sig = s[0]
-            z_new, f_new, r_new, contracts, bounded, _, _ = trial(z, fz, jac, tau, res, sig)
+            z_new, f_new, r_new, contracts, bounded, _, _, st = trial(
+                z, fz, jac, tau, res, sig, s[-2])
             kept = contracts | bounded
             after = jnp.where(contracts, sig / 10.0,
                               sig / jnp.clip(res / r_new, 2.0, 10.0))
             return (jnp.where(kept, after, jnp.maximum(4.0 * sig, 1e-12)), z_new, f_new, r_new,
-                    s[-2] + 1, kept)
+                    s[-3] + 1, st, kept)
 
-        sig, z_new, f_new, r_new, _, kept = jax.lax.while_loop(
-            cond, body, (sigma, z, fz, res, 0, jnp.asarray(False)))
+        sig, z_new, f_new, r_new, _, stats, kept = jax.lax.while_loop(
+            cond, body, (sigma, z, fz, res, 0, stats, jnp.asarray(False)))
         keep = lambda new, old: jnp.where(kept, new, old)  # noqa: E731
-        return sig, keep(z_new, z), keep(f_new, fz), keep(r_new, res), kept
+        return sig, keep(z_new, z), keep(f_new, fz), keep(r_new, res), kept, stats
 
     def cond(state):
-        z, fz, res, it, ok, done, distance, sigma = state
+        z, fz, res, it, ok, done, distance, sigma, _ = state
         return ~done & ok & (it < max_iter)
 
     def body(state):
-        z, fz, _, it, _, _, _, sigma = state
-        jac = scaled_jacobian(model, t, z)
-        tau = _relaxation_times(model, jac)
+        z, fz, _, it, _, _, _, sigma, stats = state
+        if linear == "dense":
+            jac = scaled_jacobian(model, t, z)
+            tau = _relaxation_times(model, jac)
+        else:
+            jac = _KrylovSystem(model, t, z, linear, krylov)
+            tau = _times_of_diagonal(model, jac.diag)
         res = jnp.max(_residuals(model, z, fz, tau))
-        z_n, f_n, r_n, contracts, _, distance, step = trial(z, fz, jac, tau, res, 0.0)
+        z_n, f_n, r_n, contracts, _, distance, step, stats = trial(
+            z, fz, jac, tau, res, 0.0, stats)
         floor = ~contracts & (res <= tol) & (step <= jnp.sqrt(tol))
-        sig_p, z_p, f_p, r_p, kept = jax.lax.cond(
+        sig_p, z_p, f_p, r_p, kept, stats = jax.lax.cond(
             contracts | floor,
-            lambda: (sigma, z, fz, res, jnp.asarray(True)),
-            lambda: pseudo_time_step(z, fz, jac, tau, res, sigma),
+            lambda: (sigma, z, fz, res, jnp.asarray(True), stats),
+            lambda: pseudo_time_step(z, fz, jac, tau, res, sigma, stats),
         )
         z_new = jnp.where(contracts, z_n, z_p)
         f_new = jnp.where(contracts, f_n, f_p)
@@ -193,14 +213,17 @@ def _newton(model: Model, z0, t, tol, max_iter):
         sigma_new = jnp.where(contracts, sigma / 10.0, sig_p)
         distance = jnp.where(contracts, distance, jnp.where(floor, 0.0, jnp.inf))
         r_out = jnp.where(floor, res, r_new)
-        return z_new, f_new, r_out, it + 1, kept, done, distance, sigma_new
+        return z_new, f_new, r_out, it + 1, kept, done, distance, sigma_new, stats
 
     f0 = z_rhs(model, t, z0)
     inf = jnp.asarray(jnp.inf)
-    z, _, res, it, _, _, distance, _ = jax.lax.while_loop(
+    stats0 = jnp.zeros((3,), jnp.int32)
+    z, _, res, it, _, _, distance, _, stats = jax.lax.while_loop(
         cond, body, (z0, f0, inf, 0, jnp.asarray(True), jnp.asarray(False), inf,
-                     jnp.asarray(1.0))
+                     jnp.asarray(1.0), stats0)
     )
+    if with_stats:
+        return z, jnp.maximum(res, distance), it, stats
     return z, jnp.maximum(res, distance), it
 
 
@@ -285,7 +308,7 @@ def _start_residual(model: Model, y, t):
     return jnp.where(jnp.isfinite(r), r, jnp.inf)
 
 
-def steady_start(model: Model, start: str, t, tol, max_iter):
+def steady_start(model: Model, start: str, t, tol, max_iter, linear_solver: str = "dense"):
     """The starting state of the Newton iteration (traceable).
 
     - "perturbative" (with tau_in): n_F + tau_in I[n_F], clipped to [0, 1];
@@ -299,7 +322,8 @@ def steady_start(model: Model, start: str, t, tol, max_iter):
     """
     if model.dynamic and start == "perturbative":
         static = model.static_version()
-        n = steady_core(static, steady_start(static, start, t, tol, max_iter), t, tol, max_iter)
+        n = steady_core(static, steady_start(static, start, t, tol, max_iter, linear_solver),
+                        t, tol, max_iter, linear_solver)
         static_start = _relax_bosons(model, model.join(n["y"], model.boson_state(t)), t)
         thermal_start = _relax_bosons(model, model.initial_state(t), t)
         # whichever is nearer the root in the relative residual of _newton: from the static
@@ -325,16 +349,41 @@ def steady_start(model: Model, start: str, t, tol, max_iter):
     return y0
 
 
-def steady_core(model: Model, y0, t, tol, max_iter) -> dict:
+def linear_kind(model: Model, linear_solver: str) -> str:
+    """The Newton's linear solver for this model: "dense" (LU), "krylov" (GMRES with the
+    structured matrix) or "krylov-jvp" (GMRES, matrix-free products); "auto" is "dense"
+    below ``KRYLOV["auto_size"]`` state variables and "krylov" from there on (measured
+    crossover, see ``_options.KRYLOV``)."""
+    if linear_solver not in LINEAR_SOLVERS:
+        raise ParameterError(
+            f"steady_state: linear_solver must be one of {', '.join(map(repr, LINEAR_SOLVERS))}; "
+            f"got {linear_solver!r}.")
+    if linear_solver == "auto":
+        return "krylov" if model.state_size >= KRYLOV["auto_size"] else "dense"
+    return linear_solver
+
+
+def _krylov_options() -> tuple:
+    return (KRYLOV["rtol"], KRYLOV["restart"], KRYLOV["max_cycles"])
+
+
+def steady_core(model: Model, y0, t, tol, max_iter, linear_solver: str = "dense") -> dict:
     """One Newton solve from y0, traceable: the core that single points and sweeps call.
 
     Returns arrays: ``y`` (the last iterate), ``gap``, ``residual``, ``iterations``,
     ``delta0``; converged when residual <= tol (the larger of the relative residual and the
-    relative distance to the root, see ``_newton``).
+    relative distance to the root, see ``_newton``). With a Krylov `linear_solver` also
+    ``linear``: [GMRES solves, GMRES iterations, dense-LU fallbacks].
     """
-    z, res, it = _newton(model, to_z(model, y0), t, tol, max_iter)
+    kind = linear_kind(model, linear_solver)
+    z, res, it, stats = _newton(model, to_z(model, y0), t, tol, max_iter, kind,
+                                _krylov_options(), with_stats=True)
     y = from_z(model, z)
-    return {"y": y, "gap": model.gap(y), "residual": res, "iterations": it, "delta0": model.delta0}
+    out = {"y": y, "gap": model.gap(y), "residual": res, "iterations": it,
+           "delta0": model.delta0}
+    if kind != "dense":
+        out["linear"] = stats
+    return out
 
 
 _newton_jit = eqx.filter_jit(_newton)
@@ -350,17 +399,19 @@ def _compares_with_perturbation_theory(model: Model) -> bool:
 
 
 @eqx.filter_jit
-def _start_and_reference(model: Model, start: str, t, tol, max_iter: int):
+def _start_and_reference(model: Model, start: str, t, tol, max_iter: int,
+                         linear_solver: str = "dense"):
     """The start state and the perturbative delta Delta / Delta_0 beside it, in one program
     (the perturbative start computes the same tau_in I[n_F]: XLA shares it)."""
-    y0 = steady_start(model, start, t, tol, max_iter)
+    y0 = steady_start(model, start, t, tol, max_iter, linear_solver)
     if not _compares_with_perturbation_theory(model):
         return y0, jnp.asarray(jnp.nan)
     first = perturbative_core(model, t)
     return y0, (first["gap"] - first["delta0"]) / first["delta0"]
 
 
-def continue_steady(model: Model, t, tol, max_iter, steps: int) -> dict:
+def continue_steady(model: Model, t, tol, max_iter, steps: int,
+                    linear_solver: str = "dense") -> dict:
     """The fallback when Newton fails (shared by single points and sweeps): continuation
     in the coupling, ramped up geometrically from 1e-3 over `steps` stages, each Newton
     solve started from the previous stage's state. Returns the core's outputs, iterations
@@ -371,24 +422,32 @@ def continue_steady(model: Model, t, tol, max_iter, steps: int) -> dict:
         y = _relax_jit(model, y, t)
     z = to_z(model, y)
     total = 0
+    kind = linear_kind(model, linear_solver)
+    stats = np.zeros(3, np.int64)
     for s in np.geomspace(1e-3, 1.0, steps):
         with blas_single_thread():
-            z, res, it = _newton_jit(scaled_model(model, float(s)), z, t, tol, max_iter)
+            z, res, it, st = _newton_jit(scaled_model(model, float(s)), z, t, tol, max_iter,
+                                         kind, _krylov_options(), with_stats=True)
         total += int(it)
+        stats += np.asarray(st)
     y = from_z(model, z)
-    return {"y": y, "gap": model.gap(y), "residual": res, "iterations": total,
-            "delta0": model.delta0}
+    out = {"y": y, "gap": model.gap(y), "residual": res, "iterations": total,
+           "delta0": model.delta0}
+    if kind != "dense":
+        out["linear"] = stats
+    return out
 
 
-def solve_steady(model: Model, y0, t, tol, max_iter, continuation_steps: int) -> tuple[dict, int]:
+def solve_steady(model: Model, y0, t, tol, max_iter, continuation_steps: int,
+                 linear_solver: str = "dense") -> tuple[dict, int]:
     """Newton from y0 and, when it fails, the continuation fallback: the whole recipe of a
     steady state, for single points and sweeps alike. Returns (outputs as numpy, stages)."""
     t, tol = jnp.asarray(t, jnp.float64), jnp.asarray(tol, jnp.float64)
     with blas_single_thread():  # XLA's LU calls OpenBLAS: keep it off XLA's cores
-        out = _core_jit(model, y0, t, tol, max_iter)
+        out = _core_jit(model, y0, t, tol, max_iter, linear_solver)
     stages = 1
     if not float(out["residual"]) <= float(tol) and continuation_steps > 0:
-        out = continue_steady(model, t, tol, max_iter, continuation_steps)
+        out = continue_steady(model, t, tol, max_iter, continuation_steps, linear_solver)
         stages = continuation_steps
     return jax.device_get(out), stages
 
@@ -404,6 +463,7 @@ def steady_state(
     max_iter: int = STEADY["max_iter"],
     continuation_steps: int = STEADY["continuation_steps"],
     solver: str = STEADY["solver"],
+    linear_solver: str = KRYLOV["linear_solver"],
     throw: bool = True,
     max_memory_gb: float | None = None,
     config: dict | None = None,
@@ -434,6 +494,13 @@ def steady_state(
       and ln N, so no occupation can leave (0, 1) (resp. become negative).
     - `max_iter`: iterations per stage (each a Newton or a pseudo-time step).
     - `solver`: the diffrax solver for ``method="integrate"`` (see `evolve`).
+    - `linear_solver`: the Newton's linear solves: "dense" (LU of the structured
+      Jacobian, 2 N^3 / 3 flops), "krylov" (Jacobi-scaled GMRES with products of the
+      structured Jacobian, O(N^2) each; the LU only when GMRES does not converge within
+      ``KRYLOV["restart"] x KRYLOV["max_cycles"]`` iterations), "krylov-jvp" (the same
+      with matrix-free products, ``solvers._krylov``), or "auto" (default: "dense" below
+      ``KRYLOV["auto_size"]`` variables, else "krylov"). The dataset's
+      ``solver.gmres_iterations`` and ``solver.lu_fallbacks`` report the Krylov work.
     - `max_memory_gb`: refuse (``ResourceError``, before any work) a solve whose
       estimated memory exceeds this (default: 80 % of the memory available now).
     - `throw`: raise `SolverError` (reason "not_converged", the last iterate in its
@@ -458,6 +525,7 @@ def steady_state(
             f"implicit diffrax solver: it integrates the log-odds of the occupations, whose "
             f"tiny ones make explicit steps crawl); got {solver!r}."
         )
+    kind = linear_kind(model, linear_solver)
     check_resources(model, "steady" if method == "newton" else "evolve",
                     None if method == "newton" else solver, max_memory_gb=max_memory_gb,
                     what="steady_state")
@@ -469,13 +537,15 @@ def steady_state(
         reference = None
     else:
         with blas_single_thread():
-            y0, reference = _start_and_reference(model, start, t_arr, tol_arr, max_iter)
+            y0, reference = _start_and_reference(model, start, t_arr, tol_arr, max_iter, kind)
     clock = _time.perf_counter()
     if method == "integrate":
         n, res, iters, stages = _integrate_to_steady(model, y0, t, tol, solver)
     else:
-        out, stages = solve_steady(model, y0, t_arr, tol_arr, max_iter, continuation_steps)
+        out, stages = solve_steady(model, y0, t_arr, tol_arr, max_iter, continuation_steps,
+                                   kind)
         n, res, iters = out["y"], out["residual"], out["iterations"]
+        linear = out.get("linear")
     wall = _time.perf_counter() - clock
     res = float(res)
     problem = physical_problem(model, n)
@@ -493,6 +563,12 @@ def steady_state(
         "wall_time_s": wall,
         "time_parameters_frozen_at": t,
     }
+    if method == "newton":
+        info["linear_solver"] = kind
+        if kind != "dense" and linear is not None:
+            info["gmres_solves"] = int(linear[0])
+            info["gmres_iterations"] = int(linear[1])
+            info["lu_fallbacks"] = int(linear[2])
     ds = build_dataset(
         model, np.asarray(n), gap, kind="steady", solver=info, config=config, rates_at=t
     )
