@@ -311,3 +311,36 @@ def test_gap_relaxation_slows_down_towards_tc():
     ]
     # critical slowing down (observed 2.0, 3.0, 4.6, 11 tau_in)
     assert np.all(np.diff(taus) > 0), taus
+
+
+@pytest.mark.slow  # two compilations of the perturbative program and its dataset (~30 s)
+def test_perturbative_solver_reuses_its_program_for_new_parameter_values():
+    """issue 18 item 4: ``solvers.perturbative`` (tau_in I[n_F] and the gap response in one
+    compiled program, its dataset beside it) traces and compiles nothing for a second model
+    that differs only in parameter values, and the reused program gives that model's own
+    delta n (the kinetics formula, evaluated op by op)."""
+    import jax
+
+    import solvers
+
+    first = make_model(make_bath("multimode", 1.5), NS[0])
+    second = make_model(make_bath("multimode", 2.5, t_cav=0.3), NS[0])
+    solvers.perturbative(first)
+    events = []
+
+    def listener(event, duration, **kwargs):
+        if event.startswith("/jax/core/compile/"):  # tracing, lowering, XLA compilation
+            events.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", kinetics.PhysicsWarning)
+            ds = solvers.perturbative(second)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert events == [], sorted(set(events))
+    eager = np.asarray(perturbative_delta_n(second))
+    assert np.max(np.abs(eager)) > 0  # T_cav != T_qp: a nonzero response to compare
+    atol = 1e-13 * float(np.max(np.abs(eager)))
+    np.testing.assert_allclose(ds["delta_n_first_order"], eager, rtol=1e-10, atol=atol)
