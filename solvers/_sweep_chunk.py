@@ -11,6 +11,7 @@ and kept in a bounded cache.
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
 import os
 import socket
@@ -240,8 +241,7 @@ def _steady_fallback(opts, p: _Point):
 def _run_point(task: Task, opts, options_key, p: _Point, static, dyn, y0=None) -> float:
     program, seconds = _program(task.kind, options_key, static, dyn, None, y0)
     clock = _time.perf_counter()
-    with blas_single_thread():  # XLA's CPU LU calls OpenBLAS (see _rhs)
-        out = jax.device_get(program(dyn) if y0 is None else program(dyn, y0))
+    out = jax.device_get(program(dyn) if y0 is None else program(dyn, y0))
     p.wall_time = _time.perf_counter() - clock
     _finish(task.kind, opts, p, out)
     return seconds
@@ -259,8 +259,7 @@ def _solve_group(task: Task, opts, options_key, group: list[_Point], starts=None
         stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *dyns)
         program, compile_s = _program(task.kind, options_key, static, stacked, size)
         clock = _time.perf_counter()
-        with blas_single_thread():
-            out = jax.device_get(program(stacked))
+        out = jax.device_get(program(stacked))
         share = (_time.perf_counter() - clock) / len(group)
         for k, p in enumerate(group):
             p.wall_time = share
@@ -306,14 +305,21 @@ def _run_continuation(task: Task, opts, points: list[_Point]) -> float:
     return compile_s
 
 
-def run_chunk(task: Task) -> dict:
-    """Solve the points of one chunk; returns plain numpy results (picklable)."""
+def run_chunk(task: Task, *, limit_blas: bool = True) -> dict:
+    """Solve the points of one chunk; returns plain numpy results (picklable).
+
+    `limit_blas`: hold OpenBLAS at one thread while solving (see ``_rhs``); False when
+    the caller already holds that limit around many chunks (``sweep`` in-process:
+    entering it scans the process's libraries, 3-30 ms, which a small chunk felt)."""
     if task.compilation_cache is not None:
         use_compilation_cache(task.compilation_cache)
     opts = dict(task.options)
     points = [_build_model(task, i, v) for i, v in task.points]
     compile_s = 0.0
-    with warnings.catch_warnings():
+    # XLA's CPU LU calls OpenBLAS: one thread for the whole chunk (see _rhs), entered once
+    # per chunk rather than per point
+    limit = blas_single_thread() if limit_blas else contextlib.nullcontext()
+    with warnings.catch_warnings(), limit:
         warnings.simplefilter("ignore")
         if task.previous is not None:
             compile_s = _run_continuation(task, opts, points)
