@@ -8,7 +8,7 @@ Each (regime, N, linear solver) runs in a fresh process (so that its peak RSS is
 own): ``solvers.steady_state(model, linear_solver=kind)`` twice, the first call
 compiling; reported: the first and the second wall time, the Newton's own wall time
 (``solver.wall_time_s``, start excluded), Newton iterations, GMRES solves, iterations
-and LU fallbacks, peak RSS of the process (ru_maxrss, the JAX runtime's ~0.3 GiB
+failures and dense reruns, peak RSS of the process (ru_maxrss, the JAX runtime's ~0.3 GiB
 included) and the largest relative difference of n from the first kind's state. The
 parent stops a child whose RSS passes --max-gib (sampled every 50 ms). Regimes as in
 benchmarks/run.py.
@@ -50,7 +50,8 @@ def _child(regime: str, n: int, kind: str, out: str):
         "status": str(a["solver.status"]),
         "gmres_solves": int(a.get("solver.gmres_solves", 0)),
         "gmres_iterations": int(a.get("solver.gmres_iterations", 0)),
-        "lu_fallbacks": int(a.get("solver.lu_fallbacks", 0)),
+        "gmres_failures": int(a.get("solver.gmres_failures", 0)),
+        "dense_rerun": int(a.get("solver.dense_rerun", 0)),
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
     }
     np.save(out + ".npy", np.asarray(ds["n"].values).reshape(-1))

@@ -37,8 +37,9 @@ PERTURBATIVE = DEFAULTS["perturbative"]
 
 # The Newton's linear solves (steady_state's `linear_solver`; not a sweep option: sweeps
 # solve with the dense LU). GMRES settings of the Krylov path (solvers._krylov):
-# a solve stops at ||b - A x||_2 <= rtol ||b||_2 of the Jacobi-scaled system and falls
-# back to the dense LU after restart x max_cycles iterations; "auto" takes the Krylov
+# a solve stops at ||b - A x||_2 <= rtol ||b||_2 of the Jacobi-scaled system; one that
+# has not after restart x max_cycles iterations rejects its Newton trial (a Newton that
+# fails is redone with the dense LU); "auto" takes the Krylov
 # path from `auto_size` state variables on (benchmarks/krylov.py: GMRES already wins at
 # N = 300 in regimes (a) and (b); below 1000 the LU costs < 0.1 s and needs no fallback,
 # so the small grids every study and test uses keep the dense path).

@@ -116,7 +116,7 @@ def test_krylov_and_dense_steady_states_agree(regime):
     krylov = solvers.steady_state(model, linear_solver="krylov")
     assert dense.attrs["solver.status"] == krylov.attrs["solver.status"] == "success"
     assert krylov.attrs["solver.linear_solver"] == "krylov"
-    assert krylov.attrs["solver.lu_fallbacks"] == 0
+    assert krylov.attrs["solver.gmres_failures"] == krylov.attrs["solver.dense_rerun"] == 0
     # GMRES converged on every system, in far fewer iterations than N each
     solves, its = krylov.attrs["solver.gmres_solves"], krylov.attrs["solver.gmres_iterations"]
     assert solves >= 2 and its <= 30 * solves
@@ -128,15 +128,18 @@ def test_krylov_and_dense_steady_states_agree(regime):
 
 @pytest.mark.slow  # its own Newton program (static GMRES options): 180 s under load 9
 def test_starved_gmres_falls_back_to_the_lu(monkeypatch):
-    # one GMRES iteration per solve cannot reach 1e-10: every solve falls back to the
-    # dense LU, is recorded as such, and Newton converges to the dense path's state
+    # one GMRES iteration per solve cannot reach 1e-10 (except on the longest pseudo-time
+    # shifts, where the Jacobi-scaled system is nearly the identity): failed solves reject
+    # their trials, the Krylov Newton fails, and the dense LU redoes it from the same
+    # start: the dataset says so, and the state is the dense path's
     model = _regime("a", 160)
     dense = solvers.steady_state(model, linear_solver="dense")
     starved = dict(_steady.KRYLOV, restart=1, max_cycles=1)
     monkeypatch.setattr(_steady, "KRYLOV", starved)
     out = solvers.steady_state(model, linear_solver="krylov-jvp")
     assert out.attrs["solver.status"] == "success"
-    assert out.attrs["solver.lu_fallbacks"] == out.attrs["solver.gmres_solves"] > 0
+    assert 0 < out.attrs["solver.gmres_failures"] <= out.attrs["solver.gmres_solves"]
+    assert out.attrs["solver.dense_rerun"] == 1
     n_d, n_k = np.asarray(dense["n"]).ravel(), np.asarray(out["n"]).ravel()
     assert np.max(np.abs(n_k / n_d - 1.0)) <= 1e-8
 
