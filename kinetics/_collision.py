@@ -131,6 +131,19 @@ def _row_sum(x):
     return x @ jnp.ones((x.shape[1],), x.dtype)
 
 
+def _pair_layout(nn: int, block: int = _BLOCK):
+    """(B, nb, Np) of the node-pair passes: row blocks of B nodes, an odd number nb of
+    them, Np = nb B >= nn (the padding is < nb nodes). With nb odd, row block b and the
+    h = (nb - 1) / 2 blocks after it (cyclically) hold every unordered pair of distinct
+    blocks exactly once."""
+    if nn <= block:
+        return nn, 1, nn
+    nb = -(-nn // block)
+    nb += 1 - nb % 2
+    b = -(-nn // nb)
+    return b, nb, nb * b
+
+
 def _index_of_energy(grid: Grid, e, delta):
     """Fractional grid index of the state with energy E; -1 below the gap edge."""
     above = e > delta
@@ -416,25 +429,137 @@ class _ThermalBilinear(Bilinear):
                           {k: blocks(v) for k, v in rows.items()})
         return jax.tree.map(lambda x: x.reshape((nb * b,) + x.shape[2:])[:nn], out)
 
+    # ---- the node-pair pass: each unordered pair of nodes evaluated once
+    def _pair_nodes(self, n, npad):
+        """Per-node values of the node-pair pass, padded to `npad` nodes: padding nodes
+        get finite stand-ins (energies above the last node's, so that |E - E'| > 0 off
+        the diagonal), cover nothing (empty index ranges) and carry weight 0, so they
+        add nothing to either end of a pair."""
+        nn = self.grid.n
+        pad = npad - nn
+        big = float(npad + 1)
+
+        def padded(v, fill=None):
+            if not pad:
+                return v
+            tail = jnp.broadcast_to(v[-1:] if fill is None else jnp.asarray(fill, v.dtype), (pad,))
+            return jnp.concatenate([v, tail])
+
+        r = self.row
+        e = r["e"]
+        if pad:  # above the last node, so that |E - E'| > 0 for every pair of distinct nodes
+            e = jnp.concatenate([e, e[-1] + jnp.arange(1.0, pad + 1.0)])
+        out = dict(e=e, rho=padded(r["rho"]), n=padded(n),
+                   i=jnp.arange(npad, dtype=jnp.float64), w=padded(self.col["trap"], 0.0))
+        out["hr"] = 0.5 * out["rho"]
+        if self.fast_occupation:
+            out["a"] = padded(r["a"])
+        for name, (first, last) in self._bounds().items():
+            # (an up range may run past the last node: its hats end there)
+            last = jnp.minimum(last, nn - 1.0)
+            out[name + "_from"], out[name + "_to"] = padded(first, big), padded(last, -1.0)
+        return out
+
+    def _pair_terms(self, r, c, both=True):
+        """Whole-cell terms of the node pairs (i, j), i over the rows r (B, 1) and j over
+        the columns c (1, L), each pair's kernels (J, c, N: the transcendental work)
+        evaluated once: (t_row, t_col) with row i's bracket sum, t_row_ij = W_ij/w_j x
+        [J c_s (down or up bracket) + J c_p (pair bracket)] (W_ij/w_j = 1 on the nodes
+        row i covers whole, else 0) and the same for row j, t_col_ij = W_ji/w_i x
+        [...]_ji. The kernels are symmetric in i <-> j (|E - E'|, E + E', c+-), the
+        scattering bracket is antisymmetric (row j's down bracket is minus row i's up
+        bracket and vice versa) and the pair bracket symmetric. `both` = False: t_row
+        only (the diagonal tile, where every ordered pair is a row's)."""
+        bath, t = self.bath, self.t
+        i, j, ni, nj = r["i"], c["i"], r["n"], c["n"]
+
+        def covers(lo, hi, x):  # lo <= x <= hi
+            return (x >= lo) & (x <= hi)
+
+        def coherence(plus):
+            return 0.5 + c["hr"] * r["rho"] if plus else 0.5 - c["hr"] * r["rho"]
+
+        current = self.bath.coupling == "current"
+        t_row = t_col = 0.0
+        if self.scattering:
+            own = covers(r["down_from"], r["down_to"], j) | covers(r["up_from"], r["up_to"], j)
+            om = jnp.abs(r["e"] - c["e"])
+            if both:
+                other = (covers(c["down_from"], c["down_to"], i)
+                         | covers(c["up_from"], c["up_to"], i))
+            else:
+                om = jnp.where(own, om, 1.0)
+            k = coherence(current) * bath.spectral_density(om, t)
+            occ = self._scattering_occupation(om)
+            nn_ = ni * nj
+            # row i: up (j > i) N (n' - n) + n' (1 - n), down N (n' - n) - n (1 - n')
+            f = k * (occ * (nj - ni) + jnp.where(j > i, nj - nn_, nn_ - ni))
+            t_row = jnp.where(own, f, 0.0)
+            if both:
+                t_col = jnp.where(other, -f, 0.0)
+        if self.pair:
+            own = covers(r["pair_from"], r["pair_to"], j)
+            om = r["e"] + c["e"]
+            a_a = r["a"] * c["a"] - 1.0 if self.fast_occupation else None
+            if both:
+                other = covers(c["pair_from"], c["pair_to"], i)
+            else:
+                om = jnp.where(own, om, 1.0)
+                a_a = None if a_a is None else jnp.where(own, a_a, 1.0)
+            k = coherence(not current) * bath.spectral_density(om, t)
+            if self.fast_occupation:
+                occ = self.hot / a_a
+            else:
+                occ = self.bath.occupation(om, t)
+            g = k * (occ * (1.0 - ni - nj) - ni * nj)
+            t_row = t_row + jnp.where(own, g, 0.0)
+            if both:
+                t_col = t_col + jnp.where(other, g, 0.0)
+        return t_row, t_col
+
+    def _pair_sums(self, n):
+        """sum_j W_ij J c [bracket]_ij over the nodes each row covers whole, shape (N,):
+        one scan over row blocks; block b pairs with itself (the diagonal tile, row
+        terms only) and with the h blocks after it cyclically (row and column terms),
+        so each unordered node pair is evaluated once; the column terms accumulate in
+        a vector of 2 Np (the window wraps at most once). Memory O(N B)."""
+        nn = self.grid.n
+        b, nb, npad = _pair_layout(nn)
+        h = (nb - 1) // 2
+        nodes = self._pair_nodes(n, npad)
+        twice = {k: jnp.concatenate([v, v]) for k, v in nodes.items()}
+
+        def step(acc, k):
+            start = k * b
+            r = {key: jax.lax.dynamic_slice_in_dim(v, start, b) for key, v in nodes.items()}
+            t_row, _ = self._pair_terms(
+                {key: v[:, None] for key, v in r.items()},
+                {key: v[None, :] for key, v in r.items()}, both=False,
+            )
+            row = t_row @ r["w"]
+            if h:
+                c = {key: jax.lax.dynamic_slice_in_dim(v, start + b, h * b)
+                     for key, v in twice.items()}
+                t_row, t_col = self._pair_terms(
+                    {key: v[:, None] for key, v in r.items()},
+                    {key: v[None, :] for key, v in c.items()},
+                )
+                # one tile carries both (real: row terms, imaginary: column terms), so
+                # that XLA emits one loop over the pairs with each kernel evaluated in
+                # it; two real tiles made it store the kernels and make two more passes
+                z = jax.lax.complex(t_row, t_col)
+                row = row + jnp.real(z @ c["w"].astype(z.dtype))
+                seg = jax.lax.dynamic_slice_in_dim(acc, start + b, h * b)
+                col = jnp.imag(r["w"].astype(z.dtype) @ z)
+                acc = jax.lax.dynamic_update_slice_in_dim(acc, seg + col, start + b, 0)
+            return acc, row
+
+        acc, rows = jax.lax.scan(step, jnp.zeros((2 * npad,)), jnp.arange(nb))
+        return (rows.reshape(-1) + acc[:npad] + acc[npad:])[:nn]
+
     # ---- fused passes
     def apply(self, n):
-        c = self._whole_columns()
-        nj = n[None, :]
-
-        def block(r):
-            ni = r["n"]
-            k_s, n_s, up, k_p, n_p = self._whole_cells(r, c, nj)
-            nn_ = ni * nj
-            total = 0.0
-            if self.scattering:
-                # down N (n'-n) - n (1-n'); up N (n'-n) + n' (1-n)
-                spont = jnp.where(up, nj - nn_, nn_ - ni)
-                total = total + k_s * (n_s * (nj - ni) + spont)
-            if self.pair:
-                total = total + k_p * (n_p * (r["n_hole"] - nj) - nn_)
-            return _row_sum(total)
-
-        out = self._rows_map(block, self._fast_rows(n))
+        out = self._pair_sums(n)
         ni = n[:, None]
         for name, (_, m, occ, nc) in self._cut_terms(n).items():
             if name == "down":

@@ -373,3 +373,79 @@ def test_fast_path_matches_the_reference_form(name):
             np.testing.assert_allclose(jb[k], jr[k], rtol=0, atol=1e-12 * np.max(np.abs(jr[k])))
             # the Delta derivative carries the cut cells' motion (observed <= 8e-15)
             np.testing.assert_allclose(df[k], dr[k], rtol=0, atol=1e-10 * np.max(np.abs(dr[k])))
+
+
+# --------------------------------------------------------------------------- node-pair pass
+
+
+def _node_pair_check(size, names, channel_sets, with_jvp):
+    """``apply`` (each unordered node pair evaluated once: row blocks paired with the
+    blocks after them cyclically, the grid padded to an odd number of blocks) against
+    the materialized matrices (every fraction evaluated, all N x N at once), in the
+    superconducting and the normal state; optionally their Delta derivatives too."""
+    from kinetics._collision import _pair_layout
+
+    b, nb, npad = _pair_layout(size)
+    assert nb % 2 == 1 and npad >= size and npad - size < nb
+    # (cells below the multimode cavity's omega0 = 2, see GRID)
+    grid = kinetics.Grid(n=size, xi_max=8.0 if size < 50 else 20.0, core=1.0)
+    rng = np.random.default_rng(size)
+    deltas = jnp.asarray([0.0, 0.37, 1.7])
+    ns = jnp.asarray(rng.uniform(0.0, 1.0, (len(deltas), size)))
+    for name in names:
+        bath = thermal_baths(0.5)[name]
+        for channels in channel_sets:
+
+            def one(delta, n, bath=bath, channels=channels):
+                def fast(d):
+                    return kinetics.bath_bilinear(bath, grid, d, channels=channels).apply(n)
+
+                def ref(d):
+                    bil = kinetics.bath_bilinear(bath, grid, d, channels=channels)
+                    return apply_unblocked(bil, n)
+
+                if not with_jvp:
+                    return (fast(delta), fast(delta)), (ref(delta), ref(delta))
+                one_ = jnp.ones_like(delta)
+                return jax.jvp(fast, (delta,), (one_,)), jax.jvp(ref, (delta,), (one_,))
+
+            (f, df), (r, dr) = jax.jit(jax.vmap(one))(deltas, ns)
+            for k in range(len(deltas)):
+                # the same terms summed in another order (observed <= 3e-15)
+                msg = f"{name} {channels} Delta = {deltas[k]}"
+                scale = np.max(np.abs(r[k]))
+                np.testing.assert_allclose(f[k], r[k], rtol=0, atol=1e-12 * scale, err_msg=msg)
+                dscale = np.max(np.abs(dr[k]))
+                np.testing.assert_allclose(df[k], dr[k], rtol=0, atol=1e-10 * dscale, err_msg=msg)
+
+
+def test_node_pair_pass_matches_the_materialized_form():
+    """A padded grid (97 nodes: 5 blocks of 20, 3 padding nodes), both channels, a
+    step at the lower support end (current and density coupling) and a Debye cut-off;
+    ``test_fast_path_matches_the_reference_form`` covers N = 48 (3 blocks, no padding)
+    with the Delta derivatives, the slow test below every bath, layout and channel."""
+    names = ["multimode", "tabulated-density", "phonons-debye"]
+    _node_pair_check(97, names, [("scattering", "pair")], with_jvp=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [20, 97, 203])
+def test_node_pair_pass_every_layout_and_channel(size):
+    """One block (20), padding (97) and 7 blocks of 29 (203); each channel alone and
+    both, with the Delta derivatives (the Jacobian's rank-one term)."""
+    channel_sets = [("scattering", "pair"), ("scattering",), ("pair",)]
+    _node_pair_check(size, BATH_NAMES, channel_sets, with_jvp=True)
+
+
+def test_node_pair_pass_on_the_benchmark_grid():
+    """Phonons + cold bath, the stiff benchmark's set-up (xi_max = 15, T = 0.3: n down to
+    1e-22 at the grid's end, where an unguarded padding node once gave NaN) at
+    N = 250 (9 blocks of 28, 2 padding nodes): finite and equal to the materialized form."""
+    grid = kinetics.Grid(n=250, xi_max=15.0)
+    d0 = kinetics.equilibrium_gap(0.3, grid)
+    bath = kinetics.Phonons(tau0=6.8e4, t_ph=0.3)
+    n = kinetics.thermal_distribution(grid, d0, 0.3) * (1.0 + 0.1 * np.sin(grid.xi))
+    bil = kinetics.bath_bilinear(bath, grid, d0)
+    f, r = jax.jit(bil.apply)(n), apply_unblocked(bil, n)
+    assert np.all(np.isfinite(f))
+    np.testing.assert_allclose(f, r, rtol=0, atol=1e-12 * np.max(np.abs(r)))
