@@ -200,6 +200,11 @@ class _ThermalBilinear(Bilinear):
     factor 1 / expm1(|E - E'| / T), exact for small arguments and 0 on overflow);
     the pair factor 1 / (e^{E/T} e^{E'/T} - 1) is an outer product of per-node
     exponentials (no cancellation: E + E' >= 2 Delta).
+
+    ``apply`` evaluates these kernels once per unordered node pair (``_pair_sums``:
+    they are symmetric in i <-> j, and each row keeps its own whole-cell mask and
+    column weight), so half the matrix elements' transcendental work; ``jacobian``
+    still evaluates every ordered pair (``_rows_map`` over row blocks).
     """
 
     def __init__(self, bath, grid, delta, t, channels):
