@@ -266,7 +266,7 @@ def evolve(
             reason, message = result_reason(int(out["result"]))
             ok = not reason
             if ok:
-                reason, message = _diagnose(model, rows, gaps[a : b + 1], seg, atol, rtol)
+                reason, message = _diagnose(model, rows, seg, atol, rtol)
                 ok = not reason
             finite = np.all(np.isfinite(rows), axis=1)
             done_to = a + int(np.argmin(finite)) - 1 if not finite.all() else b
@@ -336,7 +336,7 @@ def result_reason(code: int) -> tuple[str, str]:
     return "failed", message
 
 
-def _diagnose(model: Model, rows, gaps, times, atol: float = 0.0,
+def _diagnose(model: Model, rows, times, atol: float = 0.0,
               rtol: float = 0.0) -> tuple[str, str]:
     """A physical failure in integrated states, as (reason, message); ("", "") if none:
     non-finite, n outside [0, 1] by more than the accuracy asked for (atol + rtol max n of
@@ -435,7 +435,6 @@ def _with_normal_intervals(ds, times, gaps):
         "long_name": "time at which the gap came back (the film recovered)",
         "description": doc,
     })
-    ds.attrs["normal_intervals"] = int(went.size)
     return ds
 
 

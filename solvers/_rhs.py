@@ -11,6 +11,7 @@ through them.
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -60,7 +61,19 @@ def blas_single_thread():
     XLA's own pool: on 2 cores, once JAX runs, an LU of a 250 x 250 matrix took
     20-80 ms instead of 1.4 ms (benchmarks/README.md). No-op without threadpoolctl."""
     try:
-        from threadpoolctl import threadpool_limits
+        controller = _blas_controller()
     except ImportError:  # pragma: no cover
         return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    return controller.limit(limits=1, user_api="blas")
+
+
+@functools.cache
+def _blas_controller():
+    """threadpoolctl's view of the process's thread pools, taken once: a plain
+    ``threadpool_limits`` scans every loaded library on each entry (3-30 ms measured,
+    paid per steady state, evolve and sweep chunk), ``controller.limit`` ~20 us. Both
+    OpenBLAS builds (numpy's, and scipy's, which XLA's LU calls) are loaded by
+    ``import solvers``, before the first solve takes the snapshot."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()

@@ -81,7 +81,6 @@ from kinetics import Model, ParameterError
 
 from ._dataset import _attr_value, annotate, load, model_attributes, package_versions, save
 from ._resources import available_memory, check_resources
-from ._rhs import blas_single_thread
 from ._sweep_checks import check_factory, check_options, check_parameters, check_units, factory_name
 from ._sweep_chunk import Task, describe_error, run_chunk
 from ._sweep_store import Store, merge, part_dataset, spec_hash, spec_of
@@ -382,17 +381,14 @@ def sweep(
         ) as bar:
             try:
                 if client is None:
-                    # OpenBLAS at one thread once for all chunks (run_chunk would enter
-                    # the limit per chunk, each time scanning the process's libraries)
-                    with blas_single_thread():
-                        for task in tasks:
-                            try:
-                                result = run_chunk(task, limit_blas=False)
-                            except Exception as err:  # a bug in one chunk must not sink it
-                                lost.append(describe_error(err))
-                                continue
-                            collect(result)
-                            bar.update(len(task.points))
+                    for task in tasks:
+                        try:
+                            result = run_chunk(task)
+                        except Exception as err:  # a bug in one chunk must not sink the sweep
+                            lost.append(describe_error(err))
+                            continue
+                        collect(result)
+                        bar.update(len(task.points))
                 else:
                     futures = {client.submit(run_chunk, t, pure=False): t for t in tasks}
                     for fut in distributed.as_completed(list(futures)):

@@ -11,7 +11,6 @@ and kept in a bounded cache.
 from __future__ import annotations
 
 import collections
-import contextlib
 import math
 import os
 import socket
@@ -305,12 +304,8 @@ def _run_continuation(task: Task, opts, points: list[_Point]) -> float:
     return compile_s
 
 
-def run_chunk(task: Task, *, limit_blas: bool = True) -> dict:
-    """Solve the points of one chunk; returns plain numpy results (picklable).
-
-    `limit_blas`: hold OpenBLAS at one thread while solving (see ``_rhs``); False when
-    the caller already holds that limit around many chunks (``sweep`` in-process:
-    entering it scans the process's libraries, 3-30 ms, which a small chunk felt)."""
+def run_chunk(task: Task) -> dict:
+    """Solve the points of one chunk; returns plain numpy results (picklable)."""
     if task.compilation_cache is not None:
         use_compilation_cache(task.compilation_cache)
     opts = dict(task.options)
@@ -318,8 +313,7 @@ def run_chunk(task: Task, *, limit_blas: bool = True) -> dict:
     compile_s = 0.0
     # XLA's CPU LU calls OpenBLAS: one thread for the whole chunk (see _rhs), entered once
     # per chunk rather than per point
-    limit = blas_single_thread() if limit_blas else contextlib.nullcontext()
-    with warnings.catch_warnings(), limit:
+    with warnings.catch_warnings(), blas_single_thread():
         warnings.simplefilter("ignore")
         if task.previous is not None:
             compile_s = _run_continuation(task, opts, points)
