@@ -105,13 +105,34 @@ def _interpolate(d, order, t_new, h, t):
     return d[0] + p @ d[1 : MAX_ORDER + 1]
 
 
+# tries of the initial step's trial Euler step, each 100x shorter than the last
+_TRIAL_SHRINKS = 8
+
+
 def _initial_step(fun, t0, y0, f0, span, error_scale):
-    """scipy's select_initial_step for order 1 (Hairer, Norsett & Wanner II.4)."""
+    """scipy's select_initial_step for order 1 (Hairer, Norsett & Wanner II.4), with its
+    trial Euler step shortened until the right-hand side is finite there.
+
+    Why the shortening: the guess h0 = 0.01 |y0| / |f0| assumes |y0| is a scale of y. For
+    the solvers' log-odds z it is not (|z| ~ 30 at low temperature, against weights
+    ~1e-8): at 0.25 T_c under a drive the guess was h0 = 19, the trial step moved z by
+    3000, n reached 1, the rhs was infinite, and h = sqrt(0.01 / inf) = 0 stopped the run
+    before its first step."""
     scale = error_scale(y0)
     d0, d1 = _rms(y0 / scale), _rms(f0 / scale)
     h0 = jnp.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / jnp.where(d1 > 0, d1, 1.0))
     h0 = jnp.minimum(h0, span)
-    f1 = fun(t0 + h0, y0 + h0 * f0)
+
+    def trial(c):
+        k, h, _ = c
+        h = jnp.where(k > 0, 0.01 * h, h)
+        return k + 1, h, fun(t0 + h, y0 + h * f0)
+
+    def bad(c):
+        k, _, f1 = c
+        return (k == 0) | ((k <= _TRIAL_SHRINKS) & ~jnp.all(jnp.isfinite(f1)))
+
+    _, h0, f1 = jax.lax.while_loop(bad, trial, (0, h0, f0))
     d2 = _rms((f1 - f0) / scale) / h0
     big = jnp.maximum(d1, d2)
     h1 = jnp.where(
@@ -399,7 +420,10 @@ def bdf_solve(
             lambda m: m,
             s["meter"],
         )
-        tiny = 10.0 * jnp.abs(jnp.nextafter(t_next, jnp.inf) - t_next)
+        # at t = 0 the spacing is a denormal that XLA flushes to 0 (a step of 0 would
+        # then never stop the run): at least the smallest normal float
+        tiny = jnp.maximum(10.0 * jnp.abs(jnp.nextafter(t_next, jnp.inf) - t_next),
+                           jnp.finfo(jnp.float64).tiny)
         return s | dict(
             t=t_next,
             d=d_next,

@@ -199,6 +199,42 @@ def test_max_steps_leaves_the_states_so_far_and_says_why():
     assert np.all(np.isfinite(ys[0])) and np.all(np.isnan(ys[-1]))
 
 
+def test_first_step_survives_a_trial_step_into_an_infinite_rhs():
+    """The first-step guess h0 = 0.01 |y0| / |f0| (Hairer-Norsett-Wanner) takes |y0| as
+    y's scale. For log-odds variables it is not: a driven film at 0.25 T_c gave h0 = 19,
+    the trial Euler step left the domain (n = 1, rhs infinite) and the step came out 0,
+    a run of 0 accepted steps. Here y0 = 1000 with weights 1e-8 and a rhs finite only
+    below 1000.5: h0 = 40 reaches 1010. The solution is y = 1000.25 - 0.25 e^{-t}."""
+
+    def fun(t, y):
+        return jnp.where(y < 1000.5, 1000.25 - y, jnp.inf)
+
+    def jac(t, y):
+        return -jnp.eye(1)
+
+    ts = jnp.array([0.0, 1.0, 5.0])
+    sol = bdf_solve(fun, jac, ts[0], ts[-1], jnp.array([1000.0]), ts, rtol=1e-8, atol=1e-8,
+                    max_steps=500, error_scale=lambda y: jnp.full_like(y, 1e-8))
+    assert sol.result == diffrax.RESULTS.successful
+    exact = 1000.25 - 0.25 * np.exp(-np.asarray(ts))
+    # local errors 1e-8 (absolute) over ~100 steps of a contracting problem
+    assert np.allclose(np.asarray(sol.ys)[:, 0], exact, rtol=0.0, atol=1e-6)
+
+
+def test_a_step_size_of_zero_at_t_zero_stops_the_run():
+    """At t = 0 the float spacing is a denormal, which XLA flushes to 0: the 'step too
+    small' test must still stop a run whose step is 0 there, not spin to max_steps.
+    A rhs that is never finite after t = 0 drives the step to 0."""
+
+    def fun(t, y):
+        return jnp.where(t > 0.0, jnp.nan, -y)
+
+    sol = bdf_solve(fun, lambda t, y: -jnp.eye(1), 0.0, 1.0, jnp.array([1.0]),
+                    jnp.array([0.0, 1.0]), rtol=1e-6, atol=1e-9, max_steps=5000)
+    assert sol.result == diffrax.RESULTS.dt_min_reached
+    assert int(sol.stats["num_steps"]) < 5000
+
+
 def test_vmap_over_initial_states():
     """Sweeps batch solves with jax.vmap (on accelerators): the loop must batch."""
     y0s = jnp.array([[1.0, 0.0, 0.0], [0.5, 0.0, 0.5]])
