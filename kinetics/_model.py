@@ -355,6 +355,10 @@ class Model(eqx.Module):
         )
         if ops:
             ddelta_dn = jnp.concatenate([ddelta_dn, jnp.zeros((self.state_size - nn,))])
+        # both vectors materialized before the outer product: without the barrier XLA
+        # fused their O(N) expressions into the N x N update and evaluated them per
+        # element (dense Newton at N = 1000: 0.52 -> 0.24 s measured, bit-identical)
+        df_ddelta, ddelta_dn = jax.lax.optimization_barrier((df_ddelta, ddelta_dn))
         return jac + df_ddelta[:, None] * ddelta_dn[None, :]
 
     def _joint_jacobian(self, jnn, n, ops):
