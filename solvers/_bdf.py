@@ -43,6 +43,11 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 import numpy as np
 
+from kinetics import ParameterError
+
+from ._krylov import gmres
+from ._options import KRYLOV, LINEAR_SOLVERS
+
 MAX_ORDER = 5
 NEWTON_MAXITER = 4
 MIN_FACTOR = 0.2
@@ -154,6 +159,28 @@ def interior_jumps(jumps, t0: float, t1: float) -> tuple[float, ...]:
     return tuple(out)
 
 
+def linear_solver_of(model, solver: str, linear_solver: str) -> str:
+    """The BDF's linear solver for ``evolve(solver=..., linear_solver=...)``: "dense" or
+    "krylov" ("dense" for every solver but "bdf"); "auto" is "krylov" from
+    ``KRYLOV["bdf_auto_size"]`` state variables on. ("krylov-jvp", matrix-free
+    products, is a steady-state option only.)"""
+    if linear_solver not in LINEAR_SOLVERS or linear_solver == "krylov-jvp":
+        raise ParameterError(
+            f"evolve: linear_solver must be one of 'auto', 'dense', 'krylov'; "
+            f"got {linear_solver!r}.")
+    if solver != "bdf":
+        return "dense"
+    if linear_solver == "auto":
+        return "krylov" if model.state_size >= KRYLOV["bdf_auto_size"] else "dense"
+    return linear_solver
+
+
+def bdf_krylov_options() -> tuple:
+    """(rtol, restart, max_cycles, max_failures) of ``bdf_solve``'s Krylov path."""
+    return (KRYLOV["bdf_rtol"], KRYLOV["bdf_restart"], KRYLOV["bdf_max_cycles"],
+            KRYLOV["bdf_max_failures"])
+
+
 class BDFSolution(eqx.Module):
     """What ``bdf_solve`` returns: save-point states ``ys`` (NaN rows where the run did
     not get to), a diffrax ``RESULTS`` value ``result``, and counters ``stats``."""
@@ -178,6 +205,8 @@ def bdf_solve(
     progress_meter=None,
     reuse: bool = True,
     error_scale: Callable | None = None,
+    linear_solver: str = "dense",
+    krylov: tuple = (1e-6, 20, 2, 8),
 ) -> BDFSolution:
     """Integrate y' = fun(t, y) from t0 to t1 >= t0, saving at ``ts`` (ts[0] = t0).
 
@@ -204,10 +233,30 @@ def bdf_solve(
       tolerance (3% of the local error allowed, not scipy's sqrt(rtol)); the
       Jacobian is refreshed after a jump. With False, the iteration is scipy's
       ``BDF`` step for step (tests/test_bdf.py).
+    - `linear_solver`: "dense" (the LU of I - c J, kept while it serves) or "krylov":
+      each Newton system (I - c J) dy = r solved by Jacobi-scaled restarted GMRES
+      (``_krylov.gmres``) with products by the stored J, at the attempt's own c (so no
+      LU, no c window and no correction factor; the Jacobian is still kept across
+      steps and refreshed by the same rules). Memory: J and O(N restart), no LU.
+      A solve that does not converge counts as a diverged Newton iteration (a fresh
+      Jacobian, then a halved step, whose system is closer to the identity).
+    - `krylov`: (rtol, restart, max_cycles, max_failures) of the Krylov path: GMRES
+      stops at ||r - A dy||_2 <= rtol ||r||_2 of the Jacobi-scaled system (the modified
+      Newton converges to the corrector's root whatever the solves' accuracy; rtol only
+      sets its contraction); after `max_failures` solves that did not converge the run
+      stops (result ``nonlinear_divergence``, stat gmres_gave_up = 1) so that the caller
+      can redo it with the dense LU (``solvers.evolve`` does).
 
     Traceable (jit, vmap). Stats: num_steps (attempts), num_accepted_steps,
-    num_rejected_steps, num_rhs, num_jacobian, num_lu.
+    num_rejected_steps, num_rhs, num_jacobian, num_lu; with "krylov" also
+    gmres_solves, gmres_iterations, gmres_failures and gmres_gave_up (num_lu then
+    counts the Jacobian's uses, no factorization).
     """
+    if linear_solver not in ("dense", "krylov"):
+        raise ValueError(f"bdf_solve: linear_solver must be 'dense' or 'krylov'; "
+                         f"got {linear_solver!r}")
+    use_krylov = linear_solver == "krylov"
+    k_rtol, k_restart, k_cycles, k_max_failures = krylov
     meter = diffrax.NoProgressMeter() if progress_meter is None else progress_meter
     if error_scale is None:
         def error_scale(y):
@@ -221,7 +270,7 @@ def bdf_solve(
     n_jumps = jumps.shape[0]
     stops = jnp.concatenate([jumps, t1[None]])
     span = t1 - t0
-    eye = jnp.eye(n, dtype=jnp.float64)
+    eye = None if use_krylov else jnp.eye(n, dtype=jnp.float64)
     if reuse:
         # CVODE's convergence test (nlscoef 0.1 of the error-test tolerance) in scipy's
         # terms: the corrector's remaining error is at most 3% of the local error the
@@ -239,13 +288,16 @@ def bdf_solve(
         rate assumed for the first pass (>= 1: the first pass never converges)."""
 
         def cond(s):
-            k, _, _, _, converged, diverged, _ = s
+            k, _, _, _, converged, diverged, _, _ = s
             return (k < NEWTON_MAXITER) & ~converged & ~diverged
 
         def body(s):
-            k, y, d, dy_norm_old, _, _, _ = s
+            k, y, d, dy_norm_old, _, _, _, lin = s
             f = fun(t_new, y)
-            dy = correction * jsl.lu_solve(lu, c * f - psi - d)
+            if use_krylov:
+                dy, lin = krylov_solve(lu, c, c * f - psi - d, lin)
+            else:
+                dy = correction * jsl.lu_solve(lu, c * f - psi - d)
             dy_norm = _rms(dy / scale)
             has_rate = k > 0
             rate = jnp.where(has_rate, dy_norm / dy_norm_old, rate_guess)
@@ -262,12 +314,30 @@ def bdf_solve(
             converged = ~diverged & (
                 (dy_norm == 0.0) | ((rate < 1.0) & (rate / (1.0 - rate) * dy_norm < newton_tol))
             )
-            return k + 1, y, d, dy_norm, converged, diverged, jnp.where(has_rate, rate, jnp.nan)
+            return (k + 1, y, d, dy_norm, converged, diverged,
+                    jnp.where(has_rate, rate, jnp.nan), lin)
 
         inf = jnp.asarray(jnp.inf)
-        init = (0, y_predict, jnp.zeros_like(y_predict), inf, False, False, jnp.asarray(jnp.nan))
-        k, y, d, _, converged, _, rate = jax.lax.while_loop(cond, body, init)
-        return converged, k, y, d, rate
+        init = (0, y_predict, jnp.zeros_like(y_predict), inf, False, False, jnp.asarray(jnp.nan),
+                jnp.zeros((3,), jnp.int32))
+        k, y, d, _, converged, _, rate, lin = jax.lax.while_loop(cond, body, init)
+        return converged, k, y, d, rate, lin
+
+    def krylov_solve(system, c, r, lin):
+        """(I - c J) dy = r by Jacobi-scaled GMRES; `system` = (J, diag J). A solve that
+        does not converge returns NaN (the Newton reads it as divergence). `lin` counts
+        [solves, iterations, failures]."""
+        jmat, jdiag = system
+        a_diag = 1.0 - c * jdiag
+        p = 1.0 / jnp.where(a_diag != 0.0, a_diag, 1.0)
+
+        def matvec(u):
+            return p * (u - c * (jmat @ u))
+
+        dy, its, ok, _ = gmres(matvec, p * r, rtol=k_rtol, restart=k_restart,
+                               max_cycles=k_cycles)
+        dy = jnp.where(ok, dy, jnp.nan)
+        return dy, lin + jnp.stack([1, its, (~ok).astype(jnp.int32)]).astype(jnp.int32)
 
     def start_differences(t, y, t_end):
         """Order-1 history at (t, y): D^0 = y, D^1 = h f, with scipy's first step."""
@@ -325,6 +395,7 @@ def bdf_solve(
         nfev=jnp.asarray(2),
         njev=jnp.asarray(1),
         nlu=jnp.asarray(0),
+        lin=jnp.zeros((3,), jnp.int32),  # GMRES solves, iterations, failures (krylov)
         meter=meter.init(),
     )
 
@@ -333,6 +404,8 @@ def bdf_solve(
 
     def lu_serves(s):
         """Whether the current LU may be used for the next attempt."""
+        if use_krylov:  # (no factorization: every attempt solves at its own c)
+            return s["fresh"] | ~s["need_lu"]
         _, _, c, cross = next_step(s)
         if reuse:  # an LU for a c within 30% serves (CVODE's dgmax)
             ok = jnp.abs(c / s["c_lu"] - 1.0) <= 0.3
@@ -351,13 +424,16 @@ def bdf_solve(
         jac_current = s["jac_current"]
         c_lu = s["c_lu"]
         if reuse:
-            correction = 2.0 / (1.0 + c / c_lu)
+            correction = 1.0 if use_krylov else 2.0 / (1.0 + c / c_lu)
             rate_guess = jnp.where(s["fresh"], 1.0, s["rate"])
         else:
             correction, rate_guess = 1.0, 1.0
-        converged, n_iter, y_new, dy, rate = newton(
+        converged, n_iter, y_new, dy, rate, lin = newton(
             t_new, y_predict, c, psi, lu, scale, correction, rate_guess
         )
+        lin = s["lin"] + lin
+        # too many GMRES failures: stop (status 2) for a rerun with the dense LU
+        gave_up = (lin[2] >= k_max_failures) if use_krylov else False
 
         safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER + n_iter)
         scale_new = error_scale(y_new)
@@ -445,7 +521,9 @@ def bdf_solve(
             stop=s["stop"] + at_jump,
             save=save,
             ys=ys,
-            status=jnp.where(~at_jump & (h_next < tiny), 1, 0),  # the next step cannot move t
+            # 1: the next step cannot move t; 2: GMRES failed too often (krylov)
+            status=jnp.where(gave_up, 2, jnp.where(~at_jump & (h_next < tiny), 1, 0)),
+            lin=lin,
             attempts=s["attempts"] + 1,
             accepted=s["accepted"] + accept,
             rejected=s["rejected"] + (halve | shrink),
@@ -475,7 +553,7 @@ def bdf_solve(
         _, t_new, _, y_predict, c, _ = prepare(s)
         need_jac = s["need_jac"]
         jmat = jax.lax.cond(need_jac, lambda j: jac(t_new, y_predict), lambda j: j, jmat)
-        lu = jsl.lu_factor(eye - c * jmat)
+        lu = (jmat, jnp.diagonal(jmat)) if use_krylov else jsl.lu_factor(eye - c * jmat)
         s = s | dict(
             c_lu=c,
             need_lu=jnp.asarray(False),
@@ -494,7 +572,10 @@ def bdf_solve(
         final["t"] >= t1,
         diffrax.RESULTS.successful,
         diffrax.RESULTS.where(
-            final["status"] == 1, diffrax.RESULTS.dt_min_reached, diffrax.RESULTS.max_steps_reached
+            final["status"] == 1,
+            diffrax.RESULTS.dt_min_reached,
+            diffrax.RESULTS.where(final["status"] == 2, diffrax.RESULTS.nonlinear_divergence,
+                                  diffrax.RESULTS.max_steps_reached),
         ),
     )
     stats = {
@@ -505,4 +586,8 @@ def bdf_solve(
         "num_jacobian": final["njev"],
         "num_lu": final["nlu"],
     }
+    if use_krylov:
+        stats |= {"gmres_solves": final["lin"][0], "gmres_iterations": final["lin"][1],
+                  "gmres_failures": final["lin"][2],
+                  "gmres_gave_up": (final["status"] == 2).astype(jnp.int32)}
     return BDFSolution(final["ys"], result, stats)

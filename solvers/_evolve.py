@@ -23,7 +23,7 @@ import xarray as xr
 
 from kinetics import Model, ParameterError
 
-from ._bdf import bdf_solve, interior_jumps
+from ._bdf import bdf_krylov_options, bdf_solve, interior_jumps, linear_solver_of
 from ._dataset import build_dataset, load, model_attributes, save
 from ._errors import Interrupted, SolverError
 from ._occupations import from_z, scale, to_z, z_jacobian, z_rhs
@@ -153,6 +153,7 @@ def evolve(
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
     max_memory_gb: float | None = None,
+    linear_solver: str = "auto",
 ) -> xr.Dataset:
     """Integrate d n / d t (paper eq. (6)) from ``t_save[0]`` and save at ``t_save``.
 
@@ -185,6 +186,10 @@ def evolve(
       initial state, solver), the run continues from it; on success it is removed.
     - `max_memory_gb`: refuse (``ResourceError``, before any work) a run whose estimated
       memory exceeds this (default: 80 % of the memory available now).
+    - `linear_solver`: the BDF's Newton systems (solver "bdf"): "dense" (LU), "krylov"
+      (Jacobi-scaled GMRES with the stored Jacobian; a segment whose GMRES fails too
+      often is redone with the LU, ``solver.dense_rerun``) or "auto" (as
+      ``steady_state``: "krylov" from ``KRYLOV["bdf_auto_size"]`` state variables on).
 
     Failures (step-size collapse, max_steps, a non-finite state, n leaving [0, 1])
     stop the run with the time, the cause and a hint. A gap reaching zero is not one:
@@ -218,9 +223,13 @@ def evolve(
     y0, t_prev, _ = initial_state(model, n0)
     t0 = float(t_save[0])
     t1 = float(t_save[-1]) if t_save.size > 1 else t0
-    check_resources(model, "evolve", solver, max_memory_gb=max_memory_gb, what="evolve")
+    check_resources(model, "evolve", solver, max_memory_gb=max_memory_gb, what="evolve",
+                    linear_solver=linear_solver)
     name = choose_solver(model, y0, t1 - t0, t0) if solver == "auto" else solver
     settings = {"name": name, "rtol": rtol, "atol": atol, "max_steps": max_steps}
+    linear = linear_solver_of(model, name, linear_solver)
+    if linear != "dense":
+        settings["linear_solver"] = linear
     fingerprint = _fingerprint(model, t_save, y0, settings)
 
     # save-point index ranges [a, b] integrated in one compiled call each; with a
@@ -252,11 +261,17 @@ def evolve(
             # an array, not a tuple of floats: new jump times (a swept t_on) must not
             # recompile the integrator; only their number is part of the program
             jumps = jnp.asarray(interior_jumps(model.jump_times(), seg[0], seg[-1]), jnp.float64)
-            out = _core_jit(
-                model, jnp.asarray(ys[a]), jnp.asarray(seg[0]), jnp.asarray(seg[-1]),
-                jnp.asarray(seg),
-                name, rtol, atol, max_steps, dt0, jumps, progress and checkpoint is None,
-            )
+            args = (model, jnp.asarray(ys[a]), jnp.asarray(seg[0]), jnp.asarray(seg[-1]),
+                    jnp.asarray(seg), name, rtol, atol, max_steps, dt0, jumps,
+                    progress and checkpoint is None)
+            out = _core_jit(*args, linear)
+            if linear != "dense" and int(out["stats"].get("gmres_gave_up", 0)):
+                # GMRES failed too often (solvers._bdf): this segment again with the LU
+                # (the Krylov attempt's GMRES counts are kept, its steps are not)
+                for k in ("gmres_solves", "gmres_iterations", "gmres_failures"):
+                    stats[k] = stats.get(k, 0) + int(out["stats"][k])
+                stats["dense_rerun"] = stats.get("dense_rerun", 0) + 1
+                out = _core_jit(*args, "dense")
             wall += _time.perf_counter() - start
             for k, v in out["stats"].items():
                 stats[k] = stats.get(k, 0) + int(v)
@@ -375,12 +390,16 @@ def _dataset(model, ys, gaps, t_save, settings, status, message, stats, wall, t_
     return _with_normal_intervals(ds, t_save, gaps)
 
 
-# A gap below this [k_B T_c] counts as zero (the film normal). On the grid the gap of a
-# film going normal falls to ~1e-11 within a few relaxation times of the transition and
-# then to 0 (the node at xi = 0 makes Delta[n] ~ (1/2 - n_0): measured on a thermal ramp
-# through T_c, docs/physics.md "Through the normal state"); 1e-6 is far below any gap
-# a film that is still superconducting shows and far above rounding.
-NORMAL_GAP = 1e-6
+# A gap below this [k_B T_c] counts as zero (the film normal). On the grid the node at
+# xi = 0 stands for the Cooper logarithm: a distribution with n_0 = 1/2 - eps keeps a root
+# Delta ~ 2 w_0 eps / |H| linear in eps, where the continuum's is ~exp(-1/eps), i.e. 0.
+# A thermal normal state has eps ~ 1e-16 (roots ~1e-11, docs/physics.md "Through the
+# normal state"); a driven one cooling back through the transition keeps roots of
+# 1e-5 - 5e-5 for tens of ns (runs/pump_probe.toml, quick grid), then the gap opens within
+# two saves to 4e-4 and 0.1. 1e-3 k_B T_c (6e-4 Delta(0), ~0.1 ueV in aluminium) is above those
+# artefacts and below any gap a measurement resolves; on a thermal ramp through T_c the
+# BCS gap passes from 1e-3 to 0 within 1e-7 of T_c.
+NORMAL_GAP = 1e-3
 
 
 def normal_intervals(times, gaps, threshold: float = NORMAL_GAP):
@@ -496,12 +515,14 @@ class TimeProgress(diffrax.TqdmProgressMeter):
         )
 
 
-def evolve_core(model, y0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progress) -> dict:
+def evolve_core(model, y0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progress,
+                linear_solver="dense") -> dict:
     """Integrate from (t0, y0) to t1 and save at `ts` (traceable; single points and sweeps
     both call it).
 
     `name`: a key of ``SOLVERS`` (not "auto"); `jumps`: times of parameter jumps inside
-    (t0, t1) (an array: new jump times do not recompile). Returns arrays: ``y`` (saved
+    (t0, t1) (an array: new jump times do not recompile); `linear_solver`: the BDF's,
+    "dense" or "krylov" (``bdf_solve``). Returns arrays: ``y`` (saved
     states, inf/NaN rows where the run did not get to), ``gap`` of each saved state
     (NaN there), ``result`` (a diffrax ``RESULTS`` code) and ``stats`` (counters).
     """
@@ -510,7 +531,8 @@ def evolve_core(model, y0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, 
         ys = sol.ys
     else:
         z0 = to_z(model, y0)
-        sol = _integrate(model, z0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progress)
+        sol = _integrate(model, z0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progress,
+                         linear_solver)
         reached = jnp.all(jnp.isfinite(sol.ys), axis=1)[:, None]
         ys = jnp.where(reached, jax.vmap(lambda z: from_z(model, z))(sol.ys), jnp.inf)
     done = jnp.all(jnp.isfinite(ys), axis=1)
@@ -583,7 +605,8 @@ def _error_scale(model, rtol, atol):
     return weights
 
 
-def _integrate(model, z0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progress):
+def _integrate(model, z0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, progress,
+               linear_solver="dense"):
     """One integration; `z0` is the log-odds state (``_occupations``) for the implicit
     solvers and the occupations themselves for the explicit ones (see ``EXPLICIT``)."""
     if name == "bdf":  # stops at the jumps itself; dt0 is its own first-step choice
@@ -591,7 +614,8 @@ def _integrate(model, z0, t0, t1, ts, name, rtol, atol, max_steps, dt0, jumps, p
         return bdf_solve(
             lambda t, z: z_rhs(model, t, z), lambda t, z: z_jacobian(model, t, z), t0, t1, z0,
             ts, rtol=rtol, atol=atol, max_steps=max_steps, jumps=jumps, progress_meter=meter,
-            error_scale=_error_scale(model, rtol, atol),
+            error_scale=_error_scale(model, rtol, atol), linear_solver=linear_solver,
+            krylov=bdf_krylov_options(),
         )
     if name in EXPLICIT:
         field = vector_field(model)
