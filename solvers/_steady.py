@@ -537,12 +537,12 @@ def steady_state(
     kind = linear_kind(model, linear_solver)
     if method == "newton" and linear_solver in ("krylov", "krylov-jvp"):
         # the Krylov path holds ~2-3 N x N arrays (the structured Jacobian while it is
-        # built, no LU unless GMRES fails; benchmarks/krylov.py) and factors nothing: the
-        # explicit integrators' estimate (3 arrays, no LU time), not the dense Newton's 11.
-        # ("auto" keeps the dense estimate: a fallback LU may need it; asked explicitly,
-        # the Krylov path runs N = 16000 on a 24 GB machine.)
-        check_resources(model, "evolve", "tsit5", max_memory_gb=max_memory_gb,
-                        what="steady_state")
+        # built, no LU unless GMRES fails; benchmarks/krylov.py) and factors nothing
+        # (_resources: 3 arrays, no LU time), not the dense Newton's 11. ("auto" keeps
+        # the dense estimate: a fallback LU may need it; asked explicitly, the Krylov
+        # path runs N = 16000 on a 24 GB machine.)
+        check_resources(model, "steady", max_memory_gb=max_memory_gb, what="steady_state",
+                        linear_solver=linear_solver)
     else:
         check_resources(model, "steady" if method == "newton" else "evolve",
                         None if method == "newton" else solver, max_memory_gb=max_memory_gb,

@@ -173,3 +173,24 @@ def test_matrix_free_krylov_solve_holds_no_n_by_n_array():
     # in fact O(N): the Krylov basis and a few (row block x N) tiles of the fused passes
     # (measured 13 MB = 0.10 N^2 x 8 B here, 4 MB = 0.51 N^2 x 8 B at N = 1000)
     assert memory.temp_size_in_bytes < 0.25 * n * n * 8
+
+
+def test_resource_estimates_of_the_krylov_paths():
+    # no LU on a Krylov path: 3 N x N arrays (the structured Jacobian and its
+    # construction) instead of the dense Newton's 11 and the BDF's 5, and no LU time;
+    # "auto" keeps the dense estimate (its fallback may factor)
+    from solvers._resources import memory_estimate, time_estimate
+
+    model = _regime("b", 400)
+    n2 = 8 * model.state_size**2
+    assert memory_estimate(model, "steady") == 11 * n2
+    assert memory_estimate(model, "evolve", "bdf") == 5 * n2
+    for kind, solver in (("steady", None), ("evolve", "bdf")):
+        for linear in ("krylov", "krylov-jvp"):
+            assert memory_estimate(model, kind, solver, linear_solver=linear) == 3 * n2
+            assert time_estimate(model, kind, solver, linear_solver=linear) == 0.0
+        assert memory_estimate(model, kind, solver, linear_solver="auto") > 3 * n2
+        assert time_estimate(model, kind, solver) > 0.0
+    # explicit integrators have no Newton systems: unchanged
+    assert memory_estimate(model, "evolve", "tsit5", linear_solver="krylov") == 3 * n2
+    assert memory_estimate(model, "perturbative", linear_solver="krylov") == n2
