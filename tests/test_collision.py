@@ -431,10 +431,21 @@ def test_node_pair_pass_matches_the_materialized_form():
 @pytest.mark.slow
 @pytest.mark.parametrize("size", [20, 97, 203])
 def test_node_pair_pass_every_layout_and_channel(size):
-    """One block (20), padding (97) and 7 blocks of 29 (203); each channel alone and
-    both, with the Delta derivatives (the Jacobian's rank-one term)."""
-    channel_sets = [("scattering", "pair"), ("scattering",), ("pair",)]
-    _node_pair_check(size, BATH_NAMES, channel_sets, with_jvp=True)
+    """One block (20), padding (97) and 7 blocks of 29 (203), with the Delta derivatives
+    (the Jacobian's rank-one term): every bath with both channels on each layout, and
+    each channel alone on the padded layout (97: diagonal-block row terms, paired-block
+    row and column terms and padding in one pass) for a current-coupled bath with
+    J(0) > 0 (the quasi-elastic diagonal term, scattering only) and two density-coupled
+    ones (a step at the lower end of J, a Debye cut-off). The layout (block size,
+    pairing, padding) does not depend on the channels, and the channel selection
+    (``_pair_terms``: which kernels enter the tile) is the same code on every layout
+    and for every bath but for the coupling's coherence factors: each channel alone for
+    every bath on every layout (54 compiled programs, ~5 s of CPU each) checks no code
+    path these 24 leave out."""
+    _node_pair_check(size, BATH_NAMES, [("scattering", "pair")], with_jvp=True)
+    if size == 97:
+        singles = ["tabulated-current", "tabulated-density", "phonons-debye"]
+        _node_pair_check(size, singles, [("scattering",), ("pair",)], with_jvp=True)
 
 
 def test_node_pair_pass_on_the_benchmark_grid():
