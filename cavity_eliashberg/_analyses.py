@@ -16,7 +16,8 @@ Kinds (results in brackets):
   ``n_qp_static`` over ``time`` (same save times, solver settings and ``n0_excess``).
 - ``slowest_time`` [``slowest_time``, ``slowest_time_static``, ``slowest_time_ratio``]:
   1 / min(-Re eig J) of the structured Jacobian J = ``model.jacobian(t, y)`` at the
-  initial state y = ``model.initial_state(t)`` (t = ``evolve.t_start``, else 0), for each
+  thermal state y = ``model.initial_state(t)`` (t = ``evolve.t_start``, with ``at = "end"``
+  the last save time, else 0: after a pulse, not in its tail at t = 0), for each
   point and for its static version [hbar/(k_B T_c)]: the decay time of the slowest mode
   of a small excess (the relaxation time of the linearized joint system).
 - ``decay_time`` [``decay_time``, ``decay_excess_fraction``, and ``..._static`` with a
@@ -77,6 +78,7 @@ from __future__ import annotations
 import warnings
 
 import equinox as eqx
+import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
@@ -138,16 +140,17 @@ class _Context:
         ]
         self.static_dims = [d for d, dyn in zip(self.dims, self.dynamic_axis, strict=True)
                             if not dyn]
-        self.t0 = 0.0
+        self.t0 = self.t_end = 0.0
         if "evolve" in cfg.compute:
             self.t_save = save_times(cfg, raw=raw)
-            self.t0 = float(self.t_save[0])
+            self.t0, self.t_end = float(self.t_save[0]), float(self.t_save[-1])
 
     def static_models(self) -> np.ndarray:
         """The static version of one model per value of the non-dynamic axes."""
         index = tuple(slice(0, 1) if dyn else slice(None) for dyn in self.dynamic_axis)
         shape = tuple(n for n, dyn in zip(self.shape, self.dynamic_axis, strict=True) if not dyn)
-        return self.models[index].reshape(shape)
+        # (Ellipsis: an array even without sweep axes, where () would give the element)
+        return self.models[index + (Ellipsis,)].reshape(shape)
 
     def to_full(self, static: np.ndarray) -> np.ndarray:
         """A static-dims array broadcast to the full sweep shape (trailing axes kept)."""
@@ -208,22 +211,24 @@ def _jacobian(model, t, y):
 
 def _slowest(model, t: float) -> float:
     """1 / min(-Re eig J) at model.initial_state(t) [hbar/(k_B T_c)]."""
-    jac = np.asarray(_jacobian(model, t, model.initial_state(t)))
+    # t as an array: a Python float is static to filter_jit (a compilation per time)
+    jac = np.asarray(_jacobian(model, jnp.asarray(t, jnp.float64), model.initial_state(t)))
     rate = float(np.min(-np.linalg.eigvals(jac).real))
     return 1.0 / rate if rate > 0 else np.nan
 
 
 def _slowest_time(ds, spec, ctx: _Context):
-    full = np.vectorize(lambda m: _slowest(m, ctx.t0), otypes=[float])(ctx.models)
-    static = np.vectorize(lambda m: _slowest(m.static_version(), ctx.t0), otypes=[float])(
+    t = ctx.t_end if spec.at == "end" else ctx.t0
+    full = np.vectorize(lambda m: _slowest(m, t), otypes=[float])(ctx.models)
+    static = np.vectorize(lambda m: _slowest(m.static_version(), t), otypes=[float])(
         ctx.static_models())
     ds["slowest_time"] = (ctx.dims, full)
     ds["slowest_time"].attrs.update(
-        long_name="1 / min(-Re eig J) at the initial state (slowest mode's decay time)",
-        units=_TIME)
+        long_name="1 / min(-Re eig J) at the thermal state (slowest mode's decay time)",
+        units=_TIME, linearized_at=t)
     ds["slowest_time_static"] = (ctx.static_dims, static)
     ds["slowest_time_static"].attrs.update(
-        long_name="1 / min(-Re eig J) at the initial state, every bath static", units=_TIME)
+        long_name="1 / min(-Re eig J) at the thermal state, every bath static", units=_TIME)
     ds["slowest_time_ratio"] = (ctx.dims, full / ctx.to_full(static))
     ds["slowest_time_ratio"].attrs.update(
         long_name="slowest_time / slowest_time_static", units="1")
@@ -244,13 +249,23 @@ def _fit(t: np.ndarray, excess: np.ndarray, tau: float, window) -> float:
     """tau of A exp(-t / tau) fitted to the excess on t in [window] * tau (log-linear)."""
     if not np.isfinite(tau) or excess.size == 0 or not np.isfinite(excess[0]):
         return np.nan
-    sign = np.sign(excess[0]) or 1.0
+    sign = np.sign(_reference_excess(excess[None, :])[0, 0]) or 1.0
     d = excess * sign
     use = (t >= window[0] * tau) & (t <= window[1] * tau) & np.isfinite(d) & (d > 0)
     if use.sum() < 2:
         return np.nan
     slope = np.polyfit(t[use], np.log(d[use]), 1)[0]
     return -1.0 / slope if slope < 0 else np.nan
+
+
+def _reference_excess(excess: np.ndarray) -> np.ndarray:
+    """What a decay is a fraction of, shape (points, 1): the excess at t = 0 (an injected
+    excess) or, where a run starts (nearly) thermal (a pump pulse), the excess of largest
+    magnitude."""
+    finite = np.where(np.isfinite(excess), np.abs(excess), -1.0)
+    peak = np.take_along_axis(excess, np.argmax(finite, axis=1)[:, None], axis=1)
+    first = excess[:, :1]
+    return np.where(np.abs(first) > 1e-3 * np.abs(peak), first, peak)
 
 
 def _decay_time(ds, spec, ctx: _Context):
@@ -260,7 +275,7 @@ def _decay_time(ds, spec, ctx: _Context):
     base = np.asarray([_thermal_value(m, v) for m in ctx.models.reshape(-1)])
     excess = values - base[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):  # no excess: NaN
-        frac = excess / excess[:, :1]
+        frac = excess / _reference_excess(excess)
     tau = ds["slowest_time"].transpose(*ctx.dims).values.reshape(-1)
     fitted = [_fit(t, excess[k], tau[k], spec.window) for k in range(len(tau))]
     ds["decay_time"] = (ctx.dims, np.asarray(fitted).reshape(ctx.shape))
@@ -299,7 +314,8 @@ def _decay_time(ds, spec, ctx: _Context):
 def _rothwarf_taylor(ds, spec, ctx: _Context):
     cfg = ctx.cfg
     k = bath_names(cfg).index(spec.bath)
-    axis = ctx.keys.index(f"{spec.bath}.dynamic.tau_b")
+    key = f"{spec.bath}.dynamic.tau_b"
+    axis = ctx.keys.index(key) if key in ctx.keys else None
     flat = ctx.models.reshape(-1)
     tau_esc = np.asarray([float(m.baths[k].dynamic.tau_b) for m in flat]).reshape(ctx.shape)
     tau_b = np.asarray([
@@ -313,6 +329,8 @@ def _rothwarf_taylor(ds, spec, ctx: _Context):
     ds["pair_breaking_time"] = (ctx.dims, tau_b)
     ds["pair_breaking_time"].attrs.update(
         long_name="tau_B = tau0_ph Delta(0) / Delta_0 (Kaplan at 2 Delta_0)", units=_TIME)
+    if axis is None:  # one escape time: the estimate only, no slope to compare
+        return ds
     slow = ds["slowest_time"].transpose(*ctx.dims).values
     if ctx.shape[axis] >= 2:
         last = np.take(slow, [-2, -1], axis=axis)

@@ -340,7 +340,23 @@ def _time_axis(ds):
     tau = ds.attrs.get("model.tau_in")
     if isinstance(tau, float) and tau > 0:
         return ds.time.values / tau, r"time $t/\tau_{in}$"
+    per_us, label = _time_unit(ds)
+    if per_us != 1.0:  # a study with T_c: microseconds
+        return ds.time.values / per_us, "time t [us]"
     return ds.time.values, r"time $t$ [$\hbar/k_BT_c$]"
+
+
+def _normal_spans(ds, axes, per):
+    """Shade the intervals in which the film was normal (``went_normal_at``,
+    ``recovered_at``; NaN ends: the record's first / last time)."""
+    if "went_normal_at" not in ds or ds.went_normal_at.size == 0:
+        return
+    t = ds.time.values
+    for a, b in zip(ds.went_normal_at.values, ds.recovered_at.values, strict=True):
+        a = t[0] if not np.isfinite(a) else a
+        b = t[-1] if not np.isfinite(b) else b
+        for ax in axes:
+            ax.axvspan(a / per, b / per, color="0.85", zorder=0)
 
 
 _PROFILES = ("Step", "Ramp", "GaussianPulse")
@@ -394,6 +410,9 @@ def profile_curve(ds, var, n: int = 600):
                            atol=1e-12 * max(1.0, float(np.nanmax(np.abs(samples))))):
             return time, samples
         fine = np.linspace(time[0], time[-1], n)
+        if time[-1] > 0:  # log-spaced saves: a pulse early in a long run needs log points
+            first = time[time > 0].min()
+            fine = np.concatenate([fine, time, np.geomspace(first, time[-1], n)])
         jumps = [float(j) for j in profile.jump_times() if time[0] < j <= time[-1]]
         left = [np.nextafter(j, -np.inf) for j in jumps]
         fine = np.unique(np.concatenate([fine, jumps, left]))
@@ -416,6 +435,7 @@ def _transient(ds, plt):
         for v in ds.data_vars
         if ds[v].dims == ("time",)
         and v not in ("gap", "relative_gap_change", "n_qp", "energy", *_OBSERVABLES)
+        and not v.startswith("decay_") and not v.endswith("_static")  # analyses' results
     ]
     handles = list(ax.get_lines()[:1])
     if profiles:
@@ -438,10 +458,28 @@ def _transient(ds, plt):
               fontsize=7, frameon=False, borderaxespad=0.0)
     ax = axes[1]
     nqp = ds.n_qp.values
-    ax.plot(t, nqp / nqp[0] - 1.0, color="C1")
-    ax.axhline(0, color="k", lw=0.5)
+    if np.nanmax(nqp / nqp[0]) > 100.0:  # a pump: decades of excess, on a log axis
+        ax.plot(t, nqp / nqp[0], color="C1")
+        ax.set_yscale("log")
+        ax.set_ylabel(r"$n_{qp}(t)/n_{qp}(0)$")
+    else:
+        ax.plot(t, nqp / nqp[0] - 1.0, color="C1")
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_ylabel(r"$n_{qp}(t)/n_{qp}(0) - 1$")
     ax.set_xlabel(tlabel)
-    ax.set_ylabel(r"$n_{qp}(t)/n_{qp}(0) - 1$")
+    _normal_spans(ds, axes[:2], per)
+    if t.size > 2 and t[1] > 0 and t[-1] / t[1] > 100.0 and np.allclose(
+        np.diff(np.log(t[1:])), np.log(t[2] / t[1]), rtol=1e-6
+    ):  # log-spaced saves
+        for a in axes[:2]:
+            a.set_xscale("log")
+            a.set_xlim(t[1], t[-1])
+    if "went_normal_at" in ds and ds.went_normal_at.size:
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(color="0.85", label="normal (gap 0)"))
+        axes[0].legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=2,
+                       fontsize=7, frameon=False, borderaxespad=0.0)
     ax = axes[2]
     snaps = ds.attrs.get("figure.snapshots")
     times = (
@@ -457,7 +495,7 @@ def _transient(ds, plt):
         k = int(np.argmin(np.abs(ds.time.values - ts)))
         one = ds.isel(time=k)
         e = np.sqrt(ds.xi.values**2 + float(one.gap) ** 2) / float(ds.delta0)
-        unit = r" $\tau_{in}$" if "tau" in tlabel else ""
+        unit = r" $\tau_{in}$" if "tau" in tlabel else (" us" if "[us]" in tlabel else "")
         ax.plot(e, one.delta_n.values, color=c, label=f"t = {t[k]:.3g}{unit}")
     ax.set_xlim(1.0, min(float(e.max()), 8.0))
     ax.axhline(0, color="k", lw=0.5)

@@ -628,6 +628,26 @@ class _ThermalBilinear(Bilinear):
         q = self.t_b * n * (1.0 - n)
         return 2.0 * q * (d_up * above - d_down * below)
 
+    def process_rates(self, n):
+        """``Bilinear.process_rates`` over blocks of rows (``_rows_map``): each block's
+        coefficients from ``_elements`` (every covered fraction evaluated, as in the
+        matrices), O(N B) memory instead of the five N x N matrices."""
+        nj = n[None, :]
+        cols = {k: v[None, :] for k, v in self.col.items()}
+
+        def block(r):
+            m_down, m_up, m_pair, n_s, n_p = self._elements(r, cols)
+            ni = r["n"]
+            out = {  # emission (N + 1), absorption N; breaking N, recombination N + 1
+                "scattering": (m_down * (n_s + 1.0) + m_up * n_s) * (ni * (1.0 - nj)),
+                "pair_breaking": m_pair * n_p * ((1.0 - ni) * (1.0 - nj)),
+                "recombination": m_pair * (n_p + 1.0) * (ni * nj),
+            }
+            return {k: 2.0 * _row_sum(jnp.broadcast_to(v, (ni.shape[0], nj.shape[1])))
+                    for k, v in out.items()}
+
+        return self._rows_map(block, {**self.row, "n": n})
+
     # ---- the matrices, on demand (tests, process rates)
     def _coefficients(self):
         m_down, m_up, m_pair, n_s, n_p = self._matrix_elements()
@@ -784,6 +804,31 @@ class _DriveBilinear(Bilinear):
             d = d.at[r].add(v).at[c].add(other)
         idx = jnp.arange(nn)
         return self._stimulated_scale() * jac.at[idx, idx].add(-d)
+
+    def process_rates(self, n):
+        """``Bilinear.process_rates`` from the O(N) event entries (``_half_sums``: the
+        rows of (S + S^T) / w without forming them)."""
+        k = self._stimulated_scale()
+        zero = jnp.zeros_like(n)
+
+        def sums(entries, g):
+            return zero if entries is None else 2.0 * self._half_sums(entries, g, n)
+
+        scattering = k * sums(self.scat, lambda a, b: a * (1.0 - b))
+        breaking = k * sums(self.pair, lambda a, b: (1.0 - a) * (1.0 - b))
+        recombination = sums(self.pair, lambda a, b: a * b)
+        if self.spontaneous:
+            if self.scat is not None:
+                # emission out of the upper state c: rows of A^T w / w, x n_c (1 - n_r)
+                r, c, v = self.scat
+                flux = 0.5 * v * n[c] * (1.0 - n[r])
+                scattering = scattering + 2.0 * (
+                    jnp.zeros_like(n).at[c].add(self.w[r] * flux) / self.w)
+            recombination = (k + 1.0) * recombination
+        else:
+            recombination = k * recombination
+        return {"scattering": scattering, "pair_breaking": breaking,
+                "recombination": recombination}
 
     @property
     def _processes(self):

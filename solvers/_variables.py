@@ -65,6 +65,14 @@ VARIABLES = MappingProxyType(
         ),
         "quasiparticle_energy": _v("E_xi = sqrt(xi^2 + Delta^2)", "k_B T_c"),
         "delta0": _v("equilibrium gap Delta_0 = Delta(T_qp) on the model's grid", "k_B T_c"),
+        "went_normal_at": _v(
+            "time at which the gap fell to zero (the film went normal)", "hbar / (k_B T_c)",
+            {"evolve"}, evolve="went_normal_at",
+        ),
+        "recovered_at": _v(
+            "time at which the gap came back (the film recovered)", "hbar / (k_B T_c)",
+            {"evolve"}, evolve="recovered_at",
+        ),
         # ---- observables (solvers.add_observables; docs/physics.md section 11)
         "sigma1": _obs(
             "Mattis-Bardeen sigma_1 / sigma_N at the probe frequency (absorption + pair "
@@ -168,6 +176,8 @@ COORDS = MappingProxyType(
         "omega_bath": ("index of the bath each omega node belongs to", "1"),
         "dynamic_bath": ("dynamic bath", "1"),
         "time": ("time", "hbar / (k_B T_c)"),
+        "normal_interval": ("interval in which the film was normal (gap below 1e-3 k_B T_c)",
+                            "1"),
         "bath": ("bath (index:type)", "1"),
         "process": ("process", "1"),
         "probe": ("probe (resonance) frequency index", "1"),
