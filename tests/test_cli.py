@@ -302,11 +302,13 @@ def _wait_for(condition, seconds, what):
 
 
 def test_ctrl_c_during_a_sweep_then_the_same_command_resumes(tmp_path):
-    # 48 steady points on a coarse grid in 4 chunks of 12 (the default: 4 chunks per
-    # worker): Ctrl-C as soon as the first chunk is on disk, with 36 points still to do
-    # (with 16 points, on a loaded machine with the compilation cache warm, the other 12
-    # were done before the signal was handled: the run ended with 0)
-    omegas = ", ".join(f"{2.0 + 0.05 * k:.2f}" for k in range(48))
+    # 480 steady points on a coarse grid in 4 chunks of 120 (the default: 4 chunks per
+    # worker): Ctrl-C as soon as the first chunk is on disk, with 360 points still to do.
+    # With the compilation cache warm a point takes milliseconds: with 16 and then 48
+    # points the rest was done before the signal was handled and the run ended with 0
+    # (seen on a loaded machine)
+    npts = 480
+    omegas = ", ".join(f"{2.0 + 0.005 * k:.3f}" for k in range(npts))
     text = SWEPT.replace('compute = ["perturbative"]', 'compute = ["steady"]').replace(
         "values = [2.0, 3.0]", f"values = [{omegas}]"
     )
@@ -345,4 +347,4 @@ def test_ctrl_c_during_a_sweep_then_the_same_command_resumes(tmp_path):
     # finished chunks were kept: the rerun says it resumes from them
     assert "resuming from an earlier, interrupted run" in again.stdout
     with xr.open_dataset(tmp_path / "o" / "tiny.nc") as ds:
-        assert list(ds.steady_status.values) == ["success"] * 48
+        assert list(ds.steady_status.values) == ["success"] * npts
