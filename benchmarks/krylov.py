@@ -20,11 +20,10 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 
-_PAGE = os.sysconf("SC_PAGE_SIZE")
+from benchmarks._child import run_child
 
 
 def _child(regime: str, n: int, kind: str, out: str):
@@ -61,24 +60,12 @@ def _child(regime: str, n: int, kind: str, out: str):
 
 def _run(regime, n, kind, max_gib, tmp):
     out = os.path.join(tmp, f"{regime}-{n}-{kind}.json")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.krylov", "--child", regime, str(n), kind, out],
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    peak = 0.0
-    while proc.poll() is None:
-        try:
-            with open(f"/proc/{proc.pid}/statm") as fh:
-                rss = int(fh.read().split()[1]) * _PAGE / 2**30
-        except OSError:
-            rss = 0.0
-        peak = max(peak, rss)
-        if rss > max_gib:
-            proc.kill()
-            proc.wait()
-            return {"regime": regime, "n": n, "kind": kind, "status": f"stopped at {rss:.1f} GiB"}
-        time.sleep(0.05)
-    if proc.returncode != 0 or not os.path.exists(out):
-        return {"regime": regime, "n": n, "kind": kind, "status": f"exit {proc.returncode}"}
+    code, stopped = run_child(["benchmarks.krylov", "--child", regime, str(n), kind, out],
+                              max_gib)
+    if stopped:
+        return {"regime": regime, "n": n, "kind": kind, "status": stopped}
+    if code != 0 or not os.path.exists(out):
+        return {"regime": regime, "n": n, "kind": kind, "status": f"exit {code}"}
     with open(out) as fh:
         return json.load(fh)
 

@@ -19,11 +19,10 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 
-_PAGE = os.sysconf("SC_PAGE_SIZE")
+from benchmarks._child import run_child
 
 
 def _child(n: int, kinds: list[str], out: str):
@@ -64,22 +63,8 @@ def _run(n, kinds, max_gib, tmp):
     out = os.path.join(tmp, f"krylov-bdf-{n}.json")
     if os.path.exists(out):
         os.remove(out)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.krylov_bdf", "--child", str(n), out, *kinds],
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    stopped = None
-    while proc.poll() is None:
-        try:
-            with open(f"/proc/{proc.pid}/statm") as fh:
-                rss = int(fh.read().split()[1]) * _PAGE / 2**30
-        except OSError:
-            rss = 0.0
-        if rss > max_gib:
-            proc.kill()
-            proc.wait()
-            stopped = f"stopped at {rss:.1f} GiB"
-            break
-        time.sleep(0.05)
+    code, stopped = run_child(["benchmarks.krylov_bdf", "--child", str(n), out, *kinds],
+                              max_gib)
     rows = []
     if os.path.exists(out):
         with open(out) as fh:
@@ -87,7 +72,7 @@ def _run(n, kinds, max_gib, tmp):
     done = {r["kind"] for r in rows}
     for kind in kinds:
         if kind not in done:
-            rows.append({"n": n, "kind": kind, "status": stopped or f"exit {proc.returncode}"})
+            rows.append({"n": n, "kind": kind, "status": stopped or f"exit {code}"})
     return rows
 
 
