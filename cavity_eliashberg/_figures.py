@@ -453,6 +453,10 @@ def _transient(ds, plt):
         twin.set_ylabel("bath parameter / its largest value (dashed)")
         lo = min(0.0, float(np.nanmin(twin.get_ylim())))
         twin.set_ylim(lo - 0.05, 1.1)
+    if "went_normal_at" in ds and ds.went_normal_at.size:  # shaded by _normal_spans below
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(color="0.85", label="normal (gap 0)"))
     # the legend sits above the panel, outside the data of both y axes
     ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=2,
               fontsize=7, frameon=False, borderaxespad=0.0)
@@ -474,12 +478,6 @@ def _transient(ds, plt):
         for a in axes[:2]:
             a.set_xscale("log")
             a.set_xlim(t[1], t[-1])
-    if "went_normal_at" in ds and ds.went_normal_at.size:
-        from matplotlib.patches import Patch
-
-        handles.append(Patch(color="0.85", label="normal (gap 0)"))
-        axes[0].legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=2,
-                       fontsize=7, frameon=False, borderaxespad=0.0)
     ax = axes[2]
     snaps = ds.attrs.get("figure.snapshots")
     times = (
