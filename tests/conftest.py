@@ -14,6 +14,13 @@ per session. The cache key is the program itself (HLO, compile options, JAX and 
 versions): a hit is the executable XLA would have produced, so nothing a test checks
 changes. Set CAVITY_TEST_NO_COMPILATION_CACHE=1 to run without it (the console script
 run as a subprocess too: it would otherwise use the user's cache folder).
+
+The suite runs in two pytest-xdist worker processes (pyproject.toml: ``-n 2 --dist
+loadfile``; ``-n 0`` runs in one process). The controller imports this file first and
+makes the cache folder; the workers inherit JAX_COMPILATION_CACHE_DIR from its
+environment and share that one folder, which the controller removes when it exits. Each
+test file runs whole on one worker, the longest files first (LONG_FIRST below), so that
+no long file starts last while the other worker idles.
 """
 
 import atexit
@@ -56,3 +63,31 @@ def _free_compiled_programs():
     """
     yield
     jax.clear_caches()
+
+
+# The test files that take longest (minutes each in CI: s6/s7 profiles of the suite),
+# longest first. With --dist loadfile and --no-loadscope-reorder the workers take files
+# in collection order; starting with these keeps the two workers' loads even at the end.
+LONG_FIRST = (
+    "test_low_temperature.py",
+    "test_dynamic.py",
+    "test_drive_line.py",
+    "test_collision.py",
+    "test_krylov.py",
+    "test_bdf.py",
+    "test_model.py",
+    "test_config.py",
+    "test_cli.py",
+    "test_docs.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The files of LONG_FIRST first, in that order; the rest after them, each file's
+    tests in their own order (a stable sort: no test depends on another file's)."""
+
+    def rank(item):
+        name = item.path.name
+        return LONG_FIRST.index(name) if name in LONG_FIRST else len(LONG_FIRST)
+
+    items.sort(key=rank)
