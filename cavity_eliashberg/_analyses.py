@@ -94,11 +94,13 @@ _TIME = "hbar/(k_B T_c)"
 def sweep_options(kind: str, cfg: Config) -> dict:
     """The keyword arguments a study passes to `solvers.sweep` for `kind` beyond the
     solver's own options: ``continuation`` (the dimension of ``[steady] continuation``:
-    the steady states along it are solved in order, each started from the previous one)
-    and ``options["n0_excess"]`` (``[evolve] n0_excess``: the initial state is the
+    the steady states along it are solved in order, each started from the previous one),
+    ``direction`` (``[steady] direction``: "up", "down" or "both") and
+    ``options["n0_excess"]`` (``[evolve] n0_excess``: the initial state is the
     thermal state with n multiplied by 1 + n0_excess)."""
     if kind == "steady" and cfg.steady.continuation is not None:
-        return {"continuation": dim_name(cfg.steady.continuation)}
+        return {"continuation": dim_name(cfg.steady.continuation),
+                "direction": cfg.steady.direction}
     if kind == "evolve" and cfg.evolve is not None and cfg.evolve.n0_excess != 0.0:
         return {"options": {"n0_excess": cfg.evolve.n0_excess}}
     return {}

@@ -247,6 +247,10 @@ class SteadySection(_Strict):
     # a sweep key: the steady states along that axis are solved in order, each started from
     # the previous point's (warm start; solvers.sweep(..., continuation=<dimension>))
     continuation: str | None = None
+    # the order along it: "up" (the values as given), "down" (reversed) or "both" (each
+    # line both ways: a dimension `branch` and the hysteresis between the branches;
+    # solvers.sweep(..., direction=...)); only with `continuation`
+    direction: Literal["up", "down", "both"] = "up"
 
 
 class EvolveSection(_Strict):
@@ -792,6 +796,11 @@ def _check_semantics(cfg: Config, raw: dict) -> None:
                 f"steady.continuation = {cfg.steady.continuation!r} must name a swept parameter "
                 f"of a steady study; swept: {sorted(cfg.sweep) or 'none'}."
             )
+    if cfg.steady.direction != "up" and cfg.steady.continuation is None:
+        raise ConfigError(
+            f"steady.direction = {cfg.steady.direction!r} needs steady.continuation = "
+            "'<sweep key>' (the axis the steady states are followed along, up and down)."
+        )
     if cfg.evolve is not None and cfg.evolve.n0_excess != 0.0 and "evolve" not in cfg.compute:
         raise ConfigError("evolve.n0_excess applies to compute = ['evolve'] only.")
     _check_analyses(cfg)

@@ -8,7 +8,9 @@ profiles; each kind is one function that a reader can take alone.)
 - ``gap_change``: delta Delta / Delta_0 against the swept parameter ``figure.x``,
   one curve per value of a second swept parameter and one panel per value of a
   third; perturbative (solid: exact linear response, dashed: GL) and nonlinear
-  (dots); sign changes marked and listed;
+  (dots); sign changes marked and listed; with ``[steady] direction = "both"`` the
+  nonlinear results of both branches (up: dots and a solid line, down: open squares and a
+  dashed line, one colour per curve) and each curve's turning-point brackets shaded;
 - ``delta_n``: delta n against E / Delta_0 per sweep point, kinks at
   omega_0 +- Delta_0 marked;
 - ``transient``: Delta(t), n_qp(t), the time-dependent bath parameters and
@@ -176,6 +178,8 @@ def figure(ds: xr.Dataset):
     if kind not in _KINDS:
         raise ValueError(f"figure.kind {kind!r} is not one of {sorted(_KINDS)} or 'none'.")
     fn = globals()[f"_{kind}"]
+    if "branch" in ds.dims and kind != "gap_change":  # the others draw the up branch
+        ds = ds.sel(branch="up", drop=True)
     return fn(ds, _plt())
 
 
@@ -206,9 +210,36 @@ def plot(ds: xr.Dataset, path: str, *, overwrite: bool = False) -> str:
 def _sweep_dims(ds):
     return [
         d for d in ds.dims
-        if d not in ("xi", "time", "bath", "process", "omega", "dynamic_bath")
+        if d not in ("xi", "time", "bath", "process", "omega", "dynamic_bath", *_BRANCH_DIMS)
         and d != ds.attrs.get("figure.fine_x")
     ]
+
+
+# the dimensions of a steady sweep continued both ways (solvers.hysteresis)
+_BRANCH_DIMS = ("branch", "side", "bound")
+
+
+def _gap_itself(ds) -> bool:
+    """A steady sweep continued both ways with no perturbative curve, reaching T_c
+    (Delta_0 = 0): its gap_change figure draws Delta itself."""
+    return ("branch" in ds.get("gap_nonlinear", xr.DataArray()).dims
+            and "relative_gap_change_exact" not in ds
+            and "delta0" in ds and bool((ds.delta0 <= 0).any()))
+
+
+def _branches(ax, one, x, nonlinear_name, scale, color, label):
+    """Both branches of a ``direction = "both"`` steady sweep on `ax` (up: dots, solid;
+    down: open squares, dashed) and the brackets of their turning points shaded."""
+    xs = one[x].values
+    up = one[nonlinear_name].sel(branch="up").transpose(x).values / scale
+    down = one[nonlinear_name].sel(branch="down").transpose(x).values / scale
+    ax.plot(xs, up, "o-", color=color, ms=3.5, lw=1.0, label=label)
+    ax.plot(xs, down, "s--", color=color, ms=4, lw=1.0, mfc="none")
+    if "hysteresis_turning_point" in one:
+        for b in ("up", "down"):
+            ends = one.hysteresis_turning_point.sel(branch=b).values
+            if np.all(np.isfinite(ends)):
+                ax.axvspan(min(ends), max(ends), color=color, alpha=0.15, lw=0)
 
 
 def _x_of(ds, name, x):
@@ -227,6 +258,8 @@ def gap_change_sign_changes(ds: xr.Dataset) -> dict:
     x = ds.attrs.get("figure.x") or _sweep_dims(ds)[0]
     name = _curves_y(ds)
     y = ds[name]
+    if "branch" in y.dims:  # a steady sweep continued both ways: the up branch
+        y = y.sel(branch="up", drop=True)
     xs = _x_of(ds, name, x)
     others = [d for d in y.dims if d != xs]
     out = {}
@@ -249,6 +282,9 @@ def _gap_change(ds, plt):
     if "figure.coupling_tau_in" in ds.attrs:
         scale = float(ds.attrs["figure.coupling_tau_in"])
         ylabel = r"$(\delta\Delta/\Delta_0)\,/\,(\eta\,\tau_{in})$"
+    nl_name = "relative_gap_change_nonlinear"
+    if _gap_itself(ds):  # both branches across T_c: Delta itself (Delta_0 = 0 there)
+        nl_name, scale, ylabel = "gap_nonlinear", 1.0, r"$\Delta$ [$k_BT_c$]"
     xs = ds[x].values
     for ax, p in zip(axes[0], panels, strict=True):
         sub = ds.isel({panel_dim: p}) if panel_dim else ds
@@ -261,8 +297,10 @@ def _gap_change(ds, plt):
             )
             exact = (one.relative_gap_change_exact.values / scale
                      if "relative_gap_change_exact" in one else None)
-            nonlinear = (one.relative_gap_change_nonlinear.values / scale
-                         if "relative_gap_change_nonlinear" in one else None)
+            nonlinear = (one[nl_name].values / scale if nl_name in one else None)
+            if nonlinear is not None and "branch" in one[nl_name].dims:
+                # sign changes and the legend from the up branch; both drawn below
+                nonlinear = one[nl_name].sel(branch="up").values / scale
             # the perturbative curves may be sampled finer than the nonlinear dots
             xe = ds[_x_of(ds, "relative_gap_change_exact", x)].values if exact is not None else xs
             main, xm = (exact, xe) if exact is not None else (nonlinear, xs)
@@ -274,7 +312,10 @@ def _gap_change(ds, plt):
                 ax.plot(
                     xe, one.relative_gap_change_gl.values / scale, color=colors[c], ls="--", lw=0.9
                 )
-            if nonlinear is not None:
+            if nonlinear is not None and "branch" in one[nl_name].dims:
+                _branches(ax, one, x, nl_name, scale, colors[c],
+                          None if exact is not None else label)
+            elif nonlinear is not None:
                 ax.plot(xs, nonlinear, "o", color=colors[c], ms=3.5,
                         label=None if exact is not None else label)
             if zeros:
@@ -293,7 +334,10 @@ def _gap_change(ds, plt):
     kinds = []
     if "relative_gap_change_exact" in ds:
         kinds.append("solid: perturbative (exact linear response), dashed: GL form")
-    if "relative_gap_change_nonlinear" in ds:
+    if "relative_gap_change_nonlinear" in ds and "branch" in ds.relative_gap_change_nonlinear.dims:
+        kinds.append("nonlinear: up branch dots and solid, down branch squares and dashed; "
+                     "shaded: the turning-point brackets")
+    elif "relative_gap_change_nonlinear" in ds:
         kinds.append("dots: nonlinear")
     kinds.append("ticks on the zero line: sign changes (values in the legend)")
     legend = textwrap.fill("; ".join(kinds), width=95 * len(panels))

@@ -224,6 +224,12 @@ def run_study(
             if out[dim_name(key)].attrs["units"] in _UNITS.values()
             else "internal (docs/physics.md section 1)",
         )
+    for name in _HYSTERESIS:  # attributes of the sweep's hysteresis, in the axis's unit
+        kept = [p[name].attrs for p in parts if name in p]
+        if name in out and kept:
+            out[name].attrs = dict(kept[0])
+            if name != "hysteresis_points" and cfg.steady.continuation is not None:
+                out[name].attrs["units"] = out[dim_name(cfg.steady.continuation)].attrs["units"]
     fine_attrs = {k: v for p in parts for k, v in p.attrs.items() if k.startswith("figure.")}
     fine = fine_attrs.get("figure.fine_x")
     if fine is not None:
@@ -244,6 +250,10 @@ def run_study(
             refine = int(fine_attrs["figure.refine"])
             exact = exact.isel({fine: slice(None, None, refine)}).rename({fine: coarse})
         nonlinear = out.get("relative_gap_change_nonlinear")
+        if nonlinear is not None and "branch" in nonlinear.dims:
+            # the up branch: the one continued from the first values, where the
+            # perturbative start is (the comparison is a check of small drives)
+            nonlinear = nonlinear.sel(branch="up", drop=True)
         exact = exact.transpose(*dims) if dims else exact  # the order of `models`
         problems = perturbation_warnings(
             models, exact.values,
@@ -306,19 +316,28 @@ def _swept(kind, cfg, raw, models, t_save, store, scheduler, workers, overwrite,
                keep_n=True, **extra)
     dims = list(params)
     ds = ds.transpose(*dims, ...)
+    # [steady] direction = "both": every per-point variable also over `branch` (after the
+    # swept dimensions), and the hysteresis between the branches (solvers.hysteresis)
+    point_dims = dims + (["branch"] if "branch" in ds.dims else [])
     if kind in _OBSERVED and cfg.observables is not None:
         # the models of the points in the sweep's order (the product of the axes)
         shaped = np.empty([len(params[d]) for d in dims], dtype=object)
         flat = shaped.reshape(-1)
         for k, m in enumerate(models):
             flat[k] = m
+        if "branch" in ds.dims:  # the same model on both branches
+            shaped = np.stack([shaped] * ds.sizes["branch"], axis=-1)
         ds = add_observables(ds, shaped, **observables_options(cfg))
     out = _study_part(kind, ds)
-    status = ds["status"].transpose(*dims).values
-    out[f"{kind}_status"] = (dims, np.where(status == "success", "success", "failed"))
-    out[f"{kind}_message"] = (dims, ds["message"].transpose(*dims).values.astype(str))
+    for name in _HYSTERESIS:
+        if name in ds:
+            out[name] = ds[name]
+    status = ds["status"].transpose(*point_dims).values
+    out[f"{kind}_status"] = (point_dims, np.where(status == "success", "success", "failed"))
+    out[f"{kind}_message"] = (point_dims,
+                              ds["message"].transpose(*point_dims).values.astype(str))
     for k, v in ds.attrs.items():
-        if k.startswith("sweep."):
+        if k.startswith(("sweep.", "hysteresis.")):
             out.attrs[f"{kind}.{k}"] = v
     if fine is not None:  # the fine axis is its own dimension beside the coarse one
         out = out.rename({fine: f"{fine}_fine"})
@@ -328,6 +347,8 @@ def _swept(kind, cfg, raw, models, t_save, store, scheduler, workers, overwrite,
 
 
 _OBSERVED = ("steady", "evolve")  # the kinds whose states give observables
+# what a sweep with direction "both" adds beside its per-point variables
+_HYSTERESIS = ("hysteresis_turning_point", "hysteresis_interval", "hysteresis_points")
 
 
 def _resume_info(raw: dict) -> dict:

@@ -34,6 +34,7 @@ from ._resources import memory_estimate as memory_estimate
 from ._steady import steady_core as steady_core
 from ._steady import steady_start as steady_start
 from ._steady import steady_state as steady_state
+from ._sweep import hysteresis as hysteresis
 from ._sweep import sweep as sweep
 from ._variables import PARAMETER_UNITS as PARAMETER_UNITS
 from ._variables import VARIABLES as VARIABLES

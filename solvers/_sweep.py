@@ -80,12 +80,17 @@ import xarray as xr
 from kinetics import Model, ParameterError
 
 from ._dataset import _attr_value, annotate, load, model_attributes, package_versions, save
+from ._options import DEFAULTS
 from ._resources import available_memory, check_resources
 from ._sweep_checks import check_factory, check_options, check_parameters, check_units, factory_name
 from ._sweep_chunk import Task, describe_error, run_chunk
 from ._sweep_store import Store, merge, part_dataset, spec_hash, spec_of
 
 KINDS = ("steady", "evolve", "perturbative")
+
+# the order in which a continuation follows its axis; "both" gives the dimension `branch`
+DIRECTIONS = ("up", "down", "both")
+BRANCHES = ("up", "down")
 
 BATCH_MODES = ("auto", "vmap", "loop")
 
@@ -149,6 +154,7 @@ def sweep(
     batch: str = "auto",
     keep_n: bool = True,
     continuation: str | None = None,
+    direction: str = "up",
     max_memory_gb: float | None = None,
     compilation_cache: str | os.PathLike | None = None,
     progress: bool = True,
@@ -167,7 +173,7 @@ def sweep(
       evolution from the thermal state, as ``evolve``) or "perturbative" (as
       ``perturbative``).
     - `options`: solver settings, as the solver's keyword arguments. steady: `tol`
-      (residual max|dn/dt| tau_in, 1e-11), `max_iter` (200), `start` ("perturbative"),
+      (relative residual and step, 1e-10), `max_iter` (200), `start` ("perturbative"),
       `continuation_steps` (8), `t` (0.0 [hbar/(k_B T_c)]); evolve: `t_save` (required,
       [hbar/(k_B T_c)]), `solver` ("auto"), `rtol` (1e-8), `atol` (1e-12), `max_steps`,
       `n0_excess` (0: the initial n is the thermal n times 1 + n0_excess, bosons at their
@@ -196,6 +202,13 @@ def sweep(
       are solved in order, each started from the previous point's steady state (a warm
       start: follows a branch, and converges where a cold start would not); the other
       axes give independent lines. A point whose predecessor failed starts cold.
+    - `direction`: (with `continuation`) the order in which each line is followed: "up"
+      (the default: the values in the order given), "down" (the reverse order) or "both"
+      (each line both ways: the dataset gains a dimension ``branch`` = ["up", "down"] on
+      every per-point variable, and the hysteresis of the gap between the two branches,
+      ``hysteresis(ds, continuation)``: `hysteresis_turning_point`,
+      `hysteresis_interval`, `hysteresis_points`). Where the model is bistable along the
+      axis, "up" and "down" follow different branches up to their turning points.
     - `max_memory_gb`: refuse (``ResourceError``, before any work) a sweep whose points
       held at once (a vmap chunk, the local workers) need more memory than this
       (default: 80 % of the memory available now).
@@ -211,7 +224,10 @@ def sweep(
     `time` as well; perturbative adds `relative_gap_change_gl`), optionally `n`, and
     per-point statistics: `status` ("success", "failed": did not converge, "error":
     raised; "missing": a chunk was lost), `message`, `warnings`, `converged`, `residual`,
-    `iterations`, `wall_time` [s], `sweep_run`. Attributes ``sweep.*`` give the totals
+    `iterations`, `wall_time` [s], `sweep_run`. With ``direction="both"`` every per-point
+    variable is also over ``branch`` (after the swept dimensions) and the dataset holds
+    `hysteresis_turning_point`, `hysteresis_interval` and `hysteresis_points` of the gap
+    (`hysteresis`). Attributes ``sweep.*`` give the totals
     (points computed in this run and resumed, compile time per worker, backend);
     ``model.*``/``baths.*`` are those of the first point.
     """
@@ -225,6 +241,21 @@ def sweep(
     params = check_parameters(parameters)
     names = tuple(params)
     check_factory(model_factory, names)
+    if not isinstance(direction, str) or direction not in DIRECTIONS:
+        raise ParameterError(
+            f"sweep: direction must be one of {', '.join(map(repr, DIRECTIONS))} (the order in "
+            f"which the continuation follows its axis); got {direction!r}."
+        )
+    if direction != "up" and continuation is None:
+        raise ParameterError(
+            f"sweep: direction={direction!r} needs continuation=<a swept parameter> (the axis "
+            "the steady states are followed along); got continuation=None."
+        )
+    if direction == "both" and "branch" in names:
+        raise ParameterError(
+            "sweep: with direction='both' the dataset gains a dimension 'branch'; rename the "
+            "swept parameter 'branch'."
+        )
     if continuation is not None:
         if kind != "steady":
             raise ParameterError(
@@ -284,10 +315,15 @@ def sweep(
             ) from None
 
     cache_dir = None if compilation_cache is None else os.path.abspath(os.fspath(compilation_cache))
-    spec = spec_of(kind, params, opts, keep_n, factory_name(model_factory), continuation)
+    spec = spec_of(kind, params, opts, keep_n, factory_name(model_factory), continuation,
+                   direction)
     t_save = opts.get("t_save")
     shape = tuple(v.size for v in params.values())
     n_points = int(np.prod(shape))
+    # direction "both": every point twice, flat index = branch * n_points + point (the
+    # up branch first); the store and the merge see 2 n_points points
+    n_branches = 2 if direction == "both" else 1
+    n_total = n_points * n_branches
     grid_values = [dict(zip(names, vals, strict=True)) for vals in _outer(params)]
 
     # ---- what is already done ----
@@ -303,10 +339,10 @@ def sweep(
             )
         store = Store(output, spec, overwrite)
     done = store.done() if store is not None else set()
-    pending = [i for i in range(n_points) if i not in done]
+    pending = [i for i in range(n_total) if i not in done]
 
     # a probe model for the chunk size and the attributes
-    probe = _probe(model_factory, grid_values[pending[0] if pending else 0])
+    probe = _probe(model_factory, grid_values[pending[0] % n_points if pending else 0])
     grid_n = probe.grid.n if probe is not None else 400
     if probe is not None and pending:
         local = n_local if use_cluster and scheduler is None else 1
@@ -358,7 +394,9 @@ def sweep(
         )
 
         def points_of(indices):
-            return tuple((i, tuple(grid_values[i][k] for k in names)) for i in indices)
+            return tuple(
+                (i, tuple(grid_values[i % n_points][k] for k in names)) for i in indices
+            )
 
         if continuation is None:
             tasks = [
@@ -368,12 +406,14 @@ def sweep(
         else:
             tasks = [
                 Task(points=points_of(chunk), previous=previous, **common)
-                for chunk, previous in _lines(pending, shape, names.index(continuation), size)
+                for chunk, previous in _lines(
+                    pending, (n_branches, *shape), 1 + names.index(continuation), size, direction
+                )
             ]
         from tqdm.auto import tqdm
 
         with tqdm(
-            total=n_points,
+            total=n_total,
             initial=len(done),
             unit="point",
             desc=f"sweep ({kind})",
@@ -409,7 +449,16 @@ def sweep(
 
     # ---- merge ----
     parts = [load(p) for p in store.parts()] if store is not None else parts_here
-    ds = merge(parts, params)
+    if direction == "both":
+        ds = merge(parts, {"branch": np.asarray(BRANCHES), **params})
+        ds = ds.transpose(*names, "branch", ...)
+        ds["branch"].attrs.update(
+            long_name="direction of the continuation: up = the swept values in the order "
+            "given, down = in reverse order (each point started from its predecessor's state)",
+            units="1",
+        )
+    else:
+        ds = merge(parts, params)
     if kind == "evolve" and "time" not in ds.coords:
         ds = ds.assign_coords(time=("time", np.asarray(t_save)))
     computed_here = int(sum(int(np.sum(p.sweep_run.values == run_id)) for p in parts))
@@ -417,6 +466,10 @@ def sweep(
         long_name, unit = coord_units[name]
         ds[name].attrs.update(long_name=long_name, units=unit)
     annotate(ds)
+    loop = None
+    if direction == "both" and "gap" in ds:
+        loop = hysteresis(ds, continuation, rtol=_RTOL_PER_TOL * opts["tol"])
+        ds = ds.merge(loop)
     attrs = {
         "title": f"cavity-eliashberg {kind} sweep over {', '.join(names)}",
         "kind": f"sweep:{kind}",
@@ -424,7 +477,7 @@ def sweep(
         "created": _time.strftime("%Y-%m-%dT%H:%M:%S+00:00", _time.gmtime()),
         "sweep.parameters": ", ".join(names),
         "sweep.factory": factory_name(model_factory),
-        "sweep.points": n_points,
+        "sweep.points": n_total,
         "sweep.points_computed": computed_here,
         "sweep.points_resumed": len(done),
         "sweep.points_failed": int(np.sum(ds.status.values != "success")) if "status" in ds else 0,
@@ -437,6 +490,11 @@ def sweep(
         "sweep.digest": spec_hash(spec),
         "sweep.note": "model.* and baths.* attributes are those of the first point",
     }
+    if continuation is not None:
+        attrs["sweep.continuation"] = continuation
+        attrs["sweep.direction"] = direction
+    if loop is not None:
+        attrs.update(loop.attrs)
     for k, v in opts.items():
         attrs[f"solver.{k}"] = _attr_value(list(v) if isinstance(v, tuple) else v)
     if probe is not None:
@@ -466,22 +524,190 @@ def sweep(
     return ds
 
 
-def _lines(pending: list[int], shape: tuple, axis: int, size: int):
-    """Chunks of whole lines along `axis` (for continuation): [(flat indices in order along
-    the axis, position of each point's predecessor in the chunk or -1), ...]."""
+# hysteresis(): two branches differ at a point where |up - down| > rtol * (the largest
+# |value| of the line). Default rtol = _RTOL_PER_TOL * the steady tolerance (1e-10 -> 1e-5).
+# Why: Newton stops at a residual max|dn/dt| tau_in <= tol, so a state is off its exact
+# root by about tol / s, s the smallest singular value of tau_in * Jacobian; the same
+# branch reached from two sides therefore agrees to ~tol / s. s falls to 0 at a turning
+# point (like sqrt of the distance to it), and the factor 1e5 accepts s down to 1e-5, i.e.
+# the last grid point before a fold at a fraction ~1e-10 of the axis from it. Measured on
+# the drive-induced loop (N = 60, tests/test_hysteresis.py): the same branch from both
+# sides agrees to <= 4e-12 of the line's largest gap, the two branches differ by >= 0.32.
+_RTOL_PER_TOL = 1e5
+
+
+def hysteresis(
+    ds: xr.Dataset,
+    dim: str,
+    variable: str = "gap",
+    *,
+    rtol: float | None = None,
+    atol: float | None = None,
+) -> xr.Dataset:
+    """Where the up and down branches of a ``direction="both"`` sweep differ along `dim`:
+    the hysteresis interval and the two turning points, bracketed on the swept grid.
+
+    - `ds`: a dataset with the dimension ``branch`` = ["up", "down"] and `dim` (a sweep
+      with ``continuation=dim, direction="both"``; a study's steady part works too).
+    - `dim`: the dimension the continuation followed.
+    - `variable`: compared between the branches ("gap"; a variable over more dimensions,
+      such as ``n`` over xi, is compared by its largest difference).
+    - `rtol`, `atol`: the branches differ at a point where |up - down| > atol + rtol *
+      (the largest |value| of `variable` on that line, both branches). Default rtol: 1e5
+      times the steady tolerance (``ds.attrs["solver.tol"]``, else ``solvers.DEFAULTS``):
+      1e-5 for the default tol = 1e-10. A Newton state is within ~tol / s of its root (s
+      the smallest singular value of tau_in * Jacobian, ~0.08 on the drive-induced loop
+      of docs/physics.md section 2, smaller near a saddle-node), so 1e5 tolerates s >=
+      1e-5.
+      Default atol: rtol * 1 k_B T_c for a variable in k_B T_c such as the gap (the error
+      of n is absolute and |dDelta/dn| is 1-3 k_B T_c), else 0; it keeps a line whose gap
+      is 0 on one branch and a rounding-level root (~1e-11) on the other loop-free.
+
+    Points where a branch did not converge (``status`` other than "success", or a value
+    that is not finite) are not judged. Per line (every other dimension is kept):
+
+    - ``hysteresis_turning_point`` (over ``branch`` and ``side``): the bracket of each
+      branch's turning point on the swept grid, in the unit of `dim`. The up branch's
+      lies between the last point where the branches differ (``side`` = "on_branch", the
+      last value the up continuation reached on its branch) and the next value
+      ("off_branch": where it had left it); the down branch's between the first point
+      where they differ ("on_branch") and the value before it ("off_branch"). "up" and
+      "down" are the order of the values as given (increasing for an increasing axis).
+      "off_branch" is NaN where the branch reached the end of the axis without leaving.
+    - ``hysteresis_interval`` (over ``bound`` = ["first", "last"]): the first and the last
+      swept value at which the branches differ: both branches were found there.
+    - ``hysteresis_points``: the number of points where the branches differ (0: no loop;
+      fewer than the points from first to last: the differing points are not contiguous).
+
+    Everything is NaN on a line where the branches agree everywhere (no loop found).
+    """
+    if not isinstance(ds, xr.Dataset):
+        raise ParameterError(f"hysteresis: ds must be an xarray.Dataset; got {type(ds).__name__}.")
+    if "branch" not in ds.dims or not set(BRANCHES) <= set(np.asarray(ds["branch"]).tolist()):
+        raise ParameterError(
+            "hysteresis: ds needs the dimension 'branch' = ['up', 'down'] of a sweep with "
+            "direction='both' (solvers.sweep(..., continuation=..., direction='both'))."
+        )
+    if not isinstance(dim, str) or dim not in ds.dims or dim == "branch":
+        dims = [d for d in ds.dims if d != "branch"]
+        raise ParameterError(
+            f"hysteresis: dim must be the swept dimension the continuation followed, one of "
+            f"{dims}; got {dim!r}."
+        )
+    if variable not in ds.data_vars or not {"branch", dim} <= set(ds[variable].dims):
+        raise ParameterError(
+            f"hysteresis: variable must be a variable of ds over 'branch' and {dim!r}; got "
+            f"{variable!r}."
+        )
+    if rtol is None:
+        tol = ds.attrs.get("solver.tol", DEFAULTS["steady"]["tol"])
+        rtol = _RTOL_PER_TOL * float(tol)
+    if not (isinstance(rtol, (int, float)) and math.isfinite(rtol) and rtol > 0):
+        raise ParameterError(f"hysteresis: rtol must be a number > 0; got {rtol!r}.")
+    if atol is None:
+        atol = rtol if ds[variable].attrs.get("units") == "k_B T_c" else 0.0
+    if not (isinstance(atol, (int, float)) and math.isfinite(atol) and atol >= 0):
+        raise ParameterError(f"hysteresis: atol must be a number >= 0; got {atol!r}.")
+    da = ds[variable].astype(np.float64)
+    if "status" in ds and {"branch", dim} <= set(ds.status.dims):
+        da = da.where(ds.status == "success")
+    up, down = da.sel(branch="up", drop=True), da.sel(branch="down", drop=True)
+    # the lines: the other swept dimensions (those of `status`, else all but the state's)
+    swept = ds.status.dims if "status" in ds else [
+        d for d in da.dims if d not in ("xi", "omega", "time")]
+    lines = [d for d in up.dims if d in swept and d != dim]
+    extra = [d for d in up.dims if d != dim and d not in lines]
+    diff = abs(up - down)
+    scale = np.maximum(abs(up), abs(down))
+    if extra:
+        diff, scale = diff.max(extra), scale.max(extra)
+    scale = scale.max(dim)
+    differ = (diff > atol + rtol * scale).transpose(*lines, dim)
+    x = np.asarray(ds[dim].values, dtype=np.float64)
+    m = differ.values.reshape(-1, x.size)
+    shape = tuple(ds.sizes[d] for d in lines)
+    turning = np.full((m.shape[0], 2, 2), np.nan)
+    interval = np.full((m.shape[0], 2), np.nan)
+    count = m.sum(axis=1).astype(np.int64)
+    for k, row in enumerate(m):
+        idx = np.flatnonzero(row)
+        if idx.size == 0:
+            continue
+        first, last = idx[0], idx[-1]
+        interval[k] = x[first], x[last]
+        turning[k, 0] = x[last], x[last + 1] if last + 1 < x.size else np.nan
+        turning[k, 1] = x[first], x[first - 1] if first > 0 else np.nan
+    unit = ds[dim].attrs.get("units", "")
+    name = ds[dim].attrs.get("long_name", dim)
+    convention = (
+        f"brackets on the swept grid of {dim}: the up branch's turning point lies between the "
+        "last point where the up and down branches differ (on_branch) and the next value "
+        "(off_branch); the down branch's between the first point where they differ "
+        "(on_branch) and the value before it (off_branch); up/down = the order of the values "
+        f"as given. Branches differ where |up - down| of {variable} > {atol:.3g} + {rtol:.3g} "
+        "times its largest |value| on the line; points that did not converge are not judged; "
+        "NaN: no loop on the line (or, off_branch, the branch reached the end of the axis)"
+    )
+    out = xr.Dataset(
+        {
+            "hysteresis_turning_point": (
+                (*lines, "branch", "side"), turning.reshape(shape + (2, 2)),
+                {"long_name": f"turning point of each branch along {name} (bracket)",
+                 "units": unit, "comment": convention},
+            ),
+            "hysteresis_interval": (
+                (*lines, "bound"), interval.reshape(shape + (2,)),
+                {"long_name": f"first and last {name} at which the up and down branches "
+                 f"differ (both found there)", "units": unit, "comment": convention},
+            ),
+            "hysteresis_points": (
+                lines, count.reshape(shape),
+                {"long_name": f"number of swept points where the up and down branches of "
+                 f"{variable} differ (0: no loop)", "units": "1"},
+            ),
+        },
+        coords={
+            **{d: ds[d] for d in lines},
+            "branch": ("branch", np.asarray(BRANCHES), ds["branch"].attrs),
+            "side": ("side", np.asarray(["on_branch", "off_branch"]), {
+                "long_name": "end of a turning-point bracket: on_branch = the last swept value "
+                "the continuation reached on its branch, off_branch = the next value in its "
+                "direction (where it had left the branch)", "units": "1"}),
+            "bound": ("bound", np.asarray(["first", "last"]), {
+                "long_name": "first or last swept value (in the order given) of the "
+                "hysteresis interval", "units": "1"}),
+        },
+    )
+    out.attrs.update({"hysteresis.dim": dim, "hysteresis.variable": variable,
+                      "hysteresis.rtol": float(rtol), "hysteresis.atol": float(atol),
+                      "hysteresis.convention": convention})
+    return out
+
+
+def _lines(pending: list[int], shape: tuple, axis: int, size: int, direction: str = "up"):
+    """Chunks of whole lines along `axis` (for continuation): [(flat indices in the order
+    they are solved, position of each point's predecessor in the chunk or -1), ...].
+
+    `shape` starts with the branch axis (1, or 2 for direction "both": 0 up, 1 down); a
+    line is followed in the order of its values ("up") or in reverse ("down", and branch 1
+    of "both"). A chunk holds whole lines of one direction (a line longer than `size` is
+    a chunk of its own)."""
     lines: dict = {}
     for i in pending:
         multi = np.unravel_index(i, shape)
         key = tuple(int(m) for k, m in enumerate(multi) if k != axis)
         lines.setdefault(key, []).append((int(multi[axis]), i))
     chunks, current, previous = [], [], []
+    branch = 0
     for key in sorted(lines):
-        line = [i for _, i in sorted(lines[key])]
-        if current and len(current) + len(line) > size:
+        down = direction == "down" or (direction == "both" and key[0] == 1)
+        line = [i for _, i in sorted(lines[key], reverse=down)]
+        if current and (len(current) + len(line) > size or key[0] != branch):
             chunks.append((tuple(current), tuple(previous)))
             current, previous = [], []
         previous += [-1] + [len(current) + k for k in range(len(line) - 1)]
         current += line
+        branch = key[0]
     if current:
         chunks.append((tuple(current), tuple(previous)))
     return chunks
@@ -502,4 +728,4 @@ def _probe(model_factory, values: dict) -> Model | None:
     return m if isinstance(m, Model) else None
 
 
-__all__ = ["sweep", "default_chunk_size", "factory_name"]
+__all__ = ["sweep", "hysteresis", "default_chunk_size", "factory_name"]

@@ -74,8 +74,13 @@ def part_dataset(result: dict) -> xr.Dataset:
     return ds
 
 
-def spec_of(kind, params, opts, keep_n, factory_label: str, continuation=None) -> dict:
-    """What a sweep computes (not where or how): the key of its resumable store."""
+def spec_of(
+    kind, params, opts, keep_n, factory_label: str, continuation=None, direction="up"
+) -> dict:
+    """What a sweep computes (not where or how): the key of its resumable store.
+
+    `direction` enters only when it is not the default "up", so that the stores and
+    digests of sweeps made before it existed stay valid (a rerun resumes them)."""
     spec = {
         "kind": kind,
         "parameters": {k: v.tolist() for k, v in params.items()},
@@ -85,6 +90,8 @@ def spec_of(kind, params, opts, keep_n, factory_label: str, continuation=None) -
     }
     if continuation is not None:
         spec["continuation"] = continuation
+    if direction != "up":
+        spec["direction"] = direction
     return spec
 
 
