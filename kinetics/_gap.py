@@ -129,6 +129,104 @@ def _reference_term(grid: Grid) -> float:
     return float(np.sum(grid.weights * f))
 
 
+# The peak of 1/E at xi = 0 (docs/physics.md section 2, "The cell at xi = 0"): the
+# smoothing width b in grid spacings there.
+_CELL_WIDTHS = 5.0
+
+
+def _smoothing(grid: Grid) -> float:
+    """b = _CELL_WIDTHS grid spacings at xi = 0 [T_c]: the trapezoid rule integrates
+    1/sqrt(xi^2 + Delta^2 + b^2) to ~exp(-2 pi _CELL_WIDTHS) ~ 1e-14 for any Delta."""
+    return _CELL_WIDTHS * grid.core * grid._a * grid.du
+
+
+def _peak_integral(grid: Grid, delta):
+    """K(Delta) = integral_0^xi_max p dxi - sum_{j >= 1} w_j p(xi_j), with
+    p = 1/E - 1/sqrt(E^2 + b^2) the peak of 1/E at xi = 0 (width Delta) less a smooth
+    part; for Delta > 0 (infinite, as ln(1/Delta), at Delta -> 0)."""
+    xm = grid.xi_max
+    b = _smoothing(grid)
+    xi = jnp.asarray(grid.xi[1:])
+    w = jnp.asarray(grid.weights[1:])
+    e2 = xi * xi + delta * delta
+    p = 1.0 / jnp.sqrt(e2) - 1.0 / jnp.sqrt(e2 + b * b)
+    exact = jnp.arcsinh(xm / delta) - jnp.arcsinh(xm / jnp.sqrt(delta * delta + b * b))
+    a, c, h = grid._a, grid.core, grid.du
+
+    def pu(u):  # p dxi/du: its end term at u = 1 (~h^2 b^2 a^2 / xi_max^2) is not the peak's
+        x = c * jnp.sinh(a * u)
+        e2u = x * x + delta * delta
+        return (1.0 / jnp.sqrt(e2u) - 1.0 / jnp.sqrt(e2u + b * b)) * c * a * jnp.cosh(a * u)
+
+    end = (h * h / 12.0) * jax.grad(pu)(jnp.ones(()))
+    return exact - jnp.sum(w * p) + end
+
+
+def _even_part_weights(grid: Grid, delta):
+    """(L1, L2) / Delta: the quadratic q(E) through (E_j, g_j), j = 0, 1, 2 (E_0 = Delta)
+    gives g_0 - (g_0 + q(-Delta)) / 2 = [L1 (g_0 - g_1) + L2 (g_0 - g_2)] / 2, with
+    L_j the Lagrange weights of q at -Delta. Differences of E from differences of
+    xi^2 (E_i^2 - E_j^2 = xi_i^2 - xi_j^2): no cancellation as Delta -> 0 or >> xi_2."""
+    x1, x2 = float(grid.xi[1]), float(grid.xi[2])
+    e1 = jnp.sqrt(x1 * x1 + delta * delta)
+    e2 = jnp.sqrt(x2 * x2 + delta * delta)
+    e1_e0 = x1 * x1 / (e1 + delta)  # E_1 - E_0
+    e2_e0 = x2 * x2 / (e2 + delta)
+    e1_e2 = (x1 * x1 - x2 * x2) / (e1 + e2)
+    # L1 = (-D - E0)(-D - E2) / ((E1 - E0)(E1 - E2)) with -D - E0 = -2 Delta; / Delta:
+    l1 = -2.0 * (-delta - e2) / (e1_e0 * e1_e2)
+    l2 = -2.0 * (-delta - e1) / (e2_e0 * (-e1_e2))
+    return l1, l2
+
+
+def _occupied_sum(grid: Grid, n, delta, t_ref=0.0):
+    """integral_0^xi_max (1 - 2 n) / E dxi on the grid, for Delta > 0.
+
+    Near xi = 0, 1/E is a peak of width Delta, which the trapezoid rule resolves only
+    for Delta >> the spacing there: node 0 alone gives w_0 g_0 / Delta (g = 1 - 2 n),
+    a pole where the continuum has a logarithm. Only the part of g even in E (as a
+    function on E in (-inf, inf)) meets the peak: an odd part makes g/E analytic in xi
+    (the thermal g = tanh(E/2T) is odd), which the rule integrates spectrally. So the
+    even part A at E = Delta of d = g - tanh(E/2 t_ref) (the deviation from the
+    thermal state at t_ref, 0 for a thermal state there; d = g for t_ref = 0), from the
+    quadratic through nodes 0-2 extrapolated to -Delta, weighs the peak
+    p = 1/E - 1/sqrt(E^2 + b^2) integrated exactly (``_peak_integral``):
+
+        sum_{j>=1} w_j g_j / E_j + w_0 [(g_0 - A) / Delta + A / sqrt(Delta^2 + b^2)] + A K,
+
+    the plain sum plus A (exact - trapezoid) of p. Without it a state with n_0 just
+    below 1/2, the even part of a driven film above T_c, had the spurious root
+    Delta ~ w_0 A / |G| (docs/physics.md section 2, "The cell at xi = 0").
+    """
+    g = 1.0 - 2.0 * n
+    e = jnp.asarray(grid.energies(delta))
+    pos_t = t_ref > 0
+    ts = jnp.where(pos_t, t_ref, 1.0)
+    g_th = jnp.where(pos_t, jnp.tanh(e[:3] / (2.0 * ts)), 0.0)
+    d = g[:3] - g_th
+    l1, l2 = _even_part_weights(grid, delta)
+    b = _smoothing(grid)
+    # (d_0 - A) / Delta; the extrapolation to -Delta amplifies the fit's error as
+    # (Delta / spacing)^4, so it is switched off smoothly where the peak is resolved
+    # (there A multiplies a trapezoid error ~exp(-2 pi Delta / spacing))
+    on = jnp.exp(-((delta * _CELL_WIDTHS / (3.0 * b)) ** 2))
+    odd_over_delta = on * 0.5 * (l1 * (d[0] - d[1]) + l2 * (d[0] - d[2]))
+    even = d[0] - delta * odd_over_delta  # A
+    w = np.asarray(grid.weights)
+    node0 = w[0] * (g_th[0] / delta + odd_over_delta + even / jnp.sqrt(delta * delta + b * b))
+    rest = jnp.sum(jnp.asarray(w[1:]) * g[1:] / e[1:])
+    return rest + node0 + even * _peak_integral(grid, delta)
+
+
+def _normal_sum(grid: Grid, n):
+    """integral_0^xi_max (1 - 2 n) / E dxi at Delta = 0: + inf for n_0 < 1/2 (the
+    continuum's ln(1/Delta)), without the xi = 0 node where n_0 = 1/2."""
+    g = 1.0 - 2.0 * n
+    xi = np.asarray(grid.xi[1:])
+    rest = jnp.sum(jnp.asarray(grid.weights[1:] / xi) * g[1:])
+    return jnp.where(g[0] == 0, rest, jnp.sign(g[0]) * jnp.inf)
+
+
 def gap_function(grid: Grid, n, delta, t_tail=0.0):
     """G(Delta; n) of docs/physics.md section 2 with its analytic tail [dimensionless].
 
@@ -138,29 +236,33 @@ def gap_function(grid: Grid, n, delta, t_tail=0.0):
       (and at its end, for the end correction); 0 (the default) means n = 0 there.
       A model passes T_qp.
     """
-    e = grid.energies(delta)
-    return jnp.sum(jnp.asarray(grid.weights) * (1.0 - 2.0 * n) / e) - _reference_term(
-        grid
-    ) + _tail(grid, delta, t_tail)
+    pos = delta > 0
+    occupied = jnp.where(
+        pos, _occupied_sum(grid, n, jnp.where(pos, delta, 1.0), t_tail), _normal_sum(grid, n)
+    )
+    return occupied - _reference_term(grid) + _tail(grid, delta, t_tail)
 
 
 def gap_function_ddelta(grid: Grid, n, delta, t_tail=0.0):
-    """Partial derivative dG/dDelta at fixed n(xi) (the tail's occupation at fixed T_tail)."""
-    e = grid.energies(delta)
-    return -jnp.sum(jnp.asarray(grid.weights) * (1.0 - 2.0 * n) * delta / e**3) + _dtail(
-        grid, delta, t_tail
-    )
+    """Partial derivative dG/dDelta at fixed n(xi) (the tail's occupation at fixed T_tail),
+    for Delta > 0."""
+    d = jnp.asarray(delta, jnp.float64)
+    return jax.grad(_occupied_sum, argnums=2)(grid, n, d, t_tail) + _dtail(grid, d, t_tail)
 
 
 def gap_function_dn(grid: Grid, delta):
-    """Gradient dG/dn_j = -2 w_j / E_j (independent of n), shape (grid.n,).
-
-    In the normal state E_0 = 0 and the entry is infinite; it is set to 0 there
-    (the gap's derivative is 0 in the normal state anyway), so that no inf * 0
-    reaches reverse-mode derivatives.
+    """Gradient dG/dn_j (independent of n: G is linear in n), shape (grid.n,):
+    -2 w_j / E_j from node 3 on; nodes 0-2 carry the peak at xi = 0 as well
+    (``_occupied_sum``). In the normal state the entry of node 0 is infinite; it is
+    set to 0 there (the gap's derivative is 0 in the normal state anyway), so that no
+    inf * 0 reaches reverse-mode derivatives.
     """
-    e = grid.energies(delta)
-    return jnp.where(e > 0, -2.0 * jnp.asarray(grid.weights) / jnp.where(e > 0, e, 1.0), 0.0)
+    pos = delta > 0
+    zeros = jnp.zeros(grid.n)
+    sc = jax.grad(_occupied_sum, argnums=1)(grid, zeros, jnp.where(pos, delta, 1.0))
+    xi = np.asarray(grid.xi)
+    normal = jnp.asarray(np.where(xi > 0, -2.0 * grid.weights / np.where(xi > 0, xi, 1.0), 0.0))
+    return jnp.where(pos, sc, normal)
 
 
 def _decreasing_root(f, df, guess, lo0=None, hi0=None):
@@ -238,8 +340,12 @@ def _gap_solver(grid: Grid):
         delta = solve(n, guess, t_tail)
         dg_dd = gap_function_ddelta(grid, n, delta, t_tail)
         dg_dn_dot = jnp.sum(gap_function_dn(grid, delta) * dn)
-        # G depends on T_tail only through the tail beyond the grid and the end correction
-        dg_dt_dot = jax.jvp(lambda tt: _tail(grid, delta, tt), (t_tail,), (dt,))[1]
+        # G depends on T_tail through the tail beyond the grid, the end correction and
+        # the thermal reference of the peak at xi = 0
+        safe_d = jnp.where(delta > 0, delta, 1.0)
+        dg_dt_dot = jax.jvp(
+            lambda tt: _tail(grid, delta, tt) + _occupied_sum(grid, n, safe_d, tt), (t_tail,), (dt,)
+        )[1]
         safe = jnp.where(delta > 0, dg_dd, -1.0)
         return delta, jnp.where(delta > 0, -(dg_dn_dot + dg_dt_dot) / safe, 0.0)
 

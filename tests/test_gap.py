@@ -245,6 +245,90 @@ def test_gap_reverse_derivative_is_zero_in_the_normal_state():
     np.testing.assert_array_equal(grad, 0.0)
 
 
+# --------------------------------------------------------------------------- the peak at xi = 0
+# A nonthermal state n = n_F(sqrt(xi^2 + ds^2) / Ts): smooth on every grid here (scale
+# ds = 0.3), with 1 - 2 n(0) = tanh(ds / 2 Ts) > 0, so the continuum G(Delta) grows as
+# (1 - 2 n(0)) ln(1/Delta) as Delta -> 0, and its root can lie far below the grid
+# spacing at xi = 0. The node xi = 0 alone gave a pole w_0 (1 - 2 n_0) / Delta there.
+PEAK_GRID = dict(xi_max=32.0, core=1.0)
+
+
+def _peak_state(ts, ds):
+    return lambda xi: expit(-math.hypot(xi, ds) / ts)
+
+
+def _quad_g_of(nfun, d):
+    """G(Delta; n) of a given n(xi) by scipy quad (independent of the code's quadrature);
+    beyond xi = 100 written without cancellation, as in ``_quad_gap_function``."""
+
+    def f(xi):
+        e = math.hypot(xi, d)
+        return (1.0 - 2.0 * nfun(xi)) / e - (math.tanh(xi / 2.0) / xi if xi > 0 else 0.5)
+
+    def far(xi):
+        e = math.hypot(xi, d)
+        return -2.0 * nfun(xi) / e + 2.0 * expit(-xi) / xi - d * d / (e * (e + xi) * xi)
+
+    pts = sorted({0.0, d, 10 * d, 100 * d, 0.3, 1.0, 5.0, 20.0, 100.0})
+    total = sum(
+        quad(f, a, b, epsabs=1e-15, epsrel=1e-13, limit=400)[0]
+        for a, b in zip(pts[:-1], pts[1:], strict=True)
+        if b > a
+    )
+    return total + quad(far, 100.0, np.inf, epsabs=1e-16, limit=200)[0]
+
+
+def _nodes(grid, nfun):
+    return jnp.asarray([nfun(x) for x in grid.xi])
+
+
+def test_a_gap_far_below_the_spacing_at_xi_zero_is_the_continuum_root():
+    ts, ds = 1.5, 0.3
+    nfun = _peak_state(ts, ds)
+    root = brentq(lambda d: _quad_g_of(nfun, d), 1e-200, 1.0, xtol=1e-300, rtol=1e-13)
+    assert 1e-3 < root < 1e-2  # a tenth of the spacing at xi = 0 on the coarse grid
+    # Measured relative errors 1.4e-3 (N = 60, spacing 0.070) and 2.9e-4 (N = 120):
+    # the O(h^2) error of n's curvature across the peak, ~h^2 / 12 in G, divided by
+    # G's slope (1 - 2 n(0)) / Delta. The pole put the root at 2.06x and 1.42x of it.
+    for n_nodes, tol in ((60, 3e-3), (120, 6e-4)):
+        grid = kinetics.Grid(n=n_nodes, **PEAK_GRID)
+        assert root < float(grid.xi[1])
+        delta = float(kinetics.gap(grid, _nodes(grid, nfun), 1.0, ts))
+        assert delta == pytest.approx(root, rel=tol)
+
+
+def test_the_gap_function_near_delta_zero_converges_at_second_order():
+    ts, ds = 1.01, 0.3
+    nfun = _peak_state(ts, ds)
+    deltas = (1e-9, 1e-4)
+    exact = [_quad_g_of(nfun, d) for d in deltas]
+    errors = []
+    for n_nodes in (120, 240):
+        grid = kinetics.Grid(n=n_nodes, **PEAK_GRID)
+        n = _nodes(grid, nfun)
+        errors.append([float(kinetics.gap_function(grid, n, d, ts)) - e for d, e in zip(
+            deltas, exact, strict=True)])
+    coarse, fine = np.abs(errors)
+    # G ~ 0.3 here; a pole would give w_0 (1 - 2 n_0) / Delta ~ 1e6 at Delta = 1e-9.
+    # Second order: halving the spacing divides the error by ~4 (measured 3.8 from
+    # 6.5e-5 to 1.7e-5, the same at both Delta: the error is Delta-independent there)
+    assert np.all(fine < 3e-5)
+    assert np.all(coarse / fine > 3.0)
+
+
+def test_a_thermal_gap_below_the_spacing_at_xi_zero_stays_spectral():
+    # Near T_c the thermal gap is below the spacing at xi = 0 (0.031 < 0.066 here); the
+    # thermal g = tanh(E/2T) is odd in E, g/E analytic in xi, and the trapezoid rule
+    # exact to rounding: the peak term must vanish for it (an even-part estimate from
+    # the nodes alone, without the thermal reference, moved this gap by 15 %).
+    grid = kinetics.Grid(n=60, xi_max=24.0, core=1.0)
+    t = 0.9999
+    delta = kinetics.equilibrium_gap(t, grid=grid)
+    assert delta < float(grid.xi[1])
+    # measured 8.5e-10: the O(h^4) end term at xi_max
+    assert delta == pytest.approx(_quad_gap(t), rel=1e-8)
+
+
 # --------------------------------------------------------------------------- occupations
 
 
