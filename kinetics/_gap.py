@@ -18,9 +18,11 @@ The third is ~ 2 T e^{-xi_max/T} / xi_max: small on any grid a Model accepts
 so it is added rather than bounded (24 Gauss-Laguerre nodes: exact to rounding).
 
 The trapezoid rule in u is spectrally accurate at u = 0 (the u-integrand is even there)
-but only O(h^2) at u = 1, where the integrand ~ -Delta^2 / (2 xi^3) does not vanish:
-~2e-8 of Delta on the default grid (N = 400, xi_max = 30). The Euler-Maclaurin end
-terms -(h^2/12) g'(1) + (h^4/720) g'''(1) of the u-integrand g(u) = f(xi(u)) dxi/du,
+for a thermal state, or for Delta well above the spacing there; otherwise the peak of 1/E
+at xi = 0 is integrated exactly (``_occupied_sum``). It is only O(h^2) at u = 1, where
+the integrand ~ -Delta^2 / (2 xi^3) does not vanish: ~2e-8 of Delta on the default grid
+(N = 400, xi_max = 30). The Euler-Maclaurin end terms -(h^2/12) g'(1) + (h^4/720) g'''(1)
+of the u-integrand g(u) = f(xi(u)) dxi/du,
 evaluated by autodiff with the same thermal occupation as the tail, remove it; what
 remains at u = 1 is O(h^6) plus the deviation of the actual n from thermal at xi_max,
 where n itself is ~ e^{-20} by the reach rule.
