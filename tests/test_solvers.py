@@ -11,7 +11,7 @@ test needs, and the tsit5 runs of one model structure at rtol 1e-10, atol 1e-14 
 
 import warnings
 
-import jax
+import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -26,6 +26,11 @@ TAU_IN = 1000.0
 GRID = kinetics.Grid(n=100, xi_max=30.0, core=2.0)
 DELTA0 = kinetics.equilibrium_gap(T_QP, GRID)
 TOL = 1e-14  # Newton's tolerance (max |dn/dt| tau_in) for every steady state here
+
+# the model as an argument (its parameters are arrays): compiled once for the module,
+# where a lambda closing over one model compiled again for each (~tens of s each)
+_rhs = eqx.filter_jit(lambda m, n: m.rhs(0.0, n))
+_jacobian = eqx.filter_jit(lambda m, n: m.jacobian(0.0, n))
 
 
 def model(coupling, t_cav_ratio=0.5):
@@ -87,7 +92,7 @@ def test_switch_on_transient_relaxes_at_the_gap_mode_rate(coupling):
     dg = np.abs(ev.gap.values - float(st.gap))
     late = slice(-12, None)
     rate = -np.polyfit(ts[late], np.log(dg[late]), 1)[0]
-    jac = np.asarray(jax.jit(lambda n: m.jacobian(0.0, n))(jnp.asarray(st.n.values)))
+    jac = np.asarray(_jacobian(m, jnp.asarray(st.n.values)))
     slowest = np.min(-np.linalg.eigvals(jac).real)
     # the late-time decay is governed by the slowest eigenvalue of the Jacobian;
     # the fit over 6 tau_in of clean exponential (remaining amplitude >> rtol) agrees
@@ -110,8 +115,11 @@ def test_evolution_agrees_with_scipy_bdf():
     from threadpoolctl import threadpool_limits
 
     m = model(0.3)
-    rhs = jax.jit(lambda n: m.rhs(0.0, n))
-    jac = jax.jit(lambda n: m.jacobian(0.0, n))
+    def rhs(n):
+        return _rhs(m, n)
+
+    def jac(n):
+        return _jacobian(m, n)
     n0 = np.asarray(m.thermal_state())
     ts = np.array([0.0, 500.0, 2000.0, 5000.0])
     ev = solvers.evolve(m, ts, solver="kvaerno5", rtol=1e-9, atol=1e-13, progress=False)
