@@ -76,7 +76,9 @@ LONG_FIRST = (
     "test_krylov.py",
     "test_bdf.py",
     "test_model.py",
+    "test_observables.py",
     "test_config.py",
+    "test_normal_state.py",
     "test_cli.py",
     "test_docs.py",
 )
