@@ -113,10 +113,29 @@ def _summary(ds: xr.Dataset) -> str:
             lines.append(f"  sign change(s) at {', '.join(label) or 'the curve'}: {where}")
     if "relative_gap_change_nonlinear" in ds:
         v = ds.relative_gap_change_nonlinear.values
-        lines.append(
-            "nonlinear steady state: delta Delta / Delta_0 from "
-            f"{np.nanmin(v):+.4e} to {np.nanmax(v):+.4e}"
-        )
+        if np.any(np.isfinite(v)):
+            lines.append(
+                "nonlinear steady state: delta Delta / Delta_0 from "
+                f"{np.nanmin(v):+.4e} to {np.nanmax(v):+.4e}"
+            )
+        if "gap_nonlinear" in ds and not np.all(np.isfinite(v)):  # Delta_0 = 0 (T >= T_c)
+            g = ds.gap_nonlinear.values
+            lines.append(f"nonlinear steady state: Delta from {np.nanmin(g):.4e} to "
+                         f"{np.nanmax(g):.4e} k_B T_c (delta Delta / Delta_0 undefined where "
+                         "Delta_0 = 0)")
+    if "hysteresis_points" in ds:
+        tp = ds.hysteresis_turning_point
+        for idx in np.ndindex(*ds.hysteresis_points.shape):
+            sel = dict(zip(ds.hysteresis_points.dims, idx, strict=True))
+            where = ", ".join(f"{d} = {float(ds[d][i]):g}" for d, i in sel.items()) or "the line"
+            if int(ds.hysteresis_points[sel]) == 0:
+                lines.append(f"hysteresis at {where}: none (up and down agree)")
+                continue
+            up = tp.isel(sel).sel(branch="up").values
+            down = tp.isel(sel).sel(branch="down").values
+            lines.append(f"hysteresis at {where}: up branch ends in [{np.nanmin(up):g}, "
+                         f"{np.nanmax(up):g}], down branch in [{np.nanmin(down):g}, "
+                         f"{np.nanmax(down):g}]")
     if "time" in ds.dims and "relative_gap_change" in ds:
         r = ds.relative_gap_change.values
         final = ds.relative_gap_change.isel(time=-1).values

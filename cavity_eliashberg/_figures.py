@@ -231,8 +231,12 @@ def _branches(ax, one, x, nonlinear_name, scale, color, label):
     """Both branches of a ``direction = "both"`` steady sweep on `ax` (up: dots, solid;
     down: open squares, dashed) and the brackets of their turning points shaded."""
     xs = one[x].values
-    up = one[nonlinear_name].sel(branch="up").transpose(x).values / scale
-    down = one[nonlinear_name].sel(branch="down").transpose(x).values / scale
+    y = one[nonlinear_name]
+    status = next((one[s] for s in ("steady_status", "status") if s in one), None)
+    if status is not None and "branch" in status.dims:  # a point that failed is not drawn
+        y = y.where(status == "success")
+    up = y.sel(branch="up").transpose(x).values / scale
+    down = y.sel(branch="down").transpose(x).values / scale
     ax.plot(xs, up, "o-", color=color, ms=3.5, lw=1.0, label=label)
     ax.plot(xs, down, "s--", color=color, ms=4, lw=1.0, mfc="none")
     if "hysteresis_turning_point" in one:
@@ -255,7 +259,7 @@ def _curves_y(ds):
 
 def gap_change_sign_changes(ds: xr.Dataset) -> dict:
     """{(labels of the other swept values): [x of each sign change]} of the main curve."""
-    x = ds.attrs.get("figure.x") or _sweep_dims(ds)[0]
+    x = ds.attrs.get("figure.x") or _continued_dim(ds) or _sweep_dims(ds)[0]
     name = _curves_y(ds)
     y = ds[name]
     if "branch" in y.dims:  # a steady sweep continued both ways: the up branch
@@ -270,8 +274,17 @@ def gap_change_sign_changes(ds: xr.Dataset) -> dict:
     return out
 
 
+def _continued_dim(ds) -> str | None:
+    """The swept dimension a both-ways continuation followed (the one its turning
+    points are over), or None."""
+    if "hysteresis_turning_point" not in ds:
+        return None
+    dims = [d for d in _sweep_dims(ds) if d not in ds.hysteresis_turning_point.dims]
+    return dims[0] if dims else None
+
+
 def _gap_change(ds, plt):
-    x = ds.attrs.get("figure.x") or _sweep_dims(ds)[0]
+    x = ds.attrs.get("figure.x") or _continued_dim(ds) or _sweep_dims(ds)[0]
     others = [d for d in _sweep_dims(ds) if d != x]
     curve_dim = others[0] if others else None
     panel_dim = others[1] if len(others) > 1 else None
