@@ -15,8 +15,10 @@ versions): a hit is the executable XLA would have produced, so nothing a test ch
 changes. Set CAVITY_TEST_NO_COMPILATION_CACHE=1 to run without it (the console script
 run as a subprocess too: it would otherwise use the user's cache folder).
 
-The suite runs in two pytest-xdist worker processes (pyproject.toml: ``-n 2 --dist
-loadfile``; ``-n 0`` runs in one process). The controller imports this file first and
+The suite runs in one process by default. pytest-xdist is installed with the test extra:
+``-n 2 --dist loadfile --no-loadscope-reorder`` runs two worker processes (in CI on 2
+cores it took 44.6 min, no clear gain over one process, and two tests that time a Ctrl-C
+of a subprocess failed under the second worker's load). The controller imports this file first and
 makes the cache folder; the workers inherit JAX_COMPILATION_CACHE_DIR from its
 environment and share that one folder, which the controller removes when it exits. Each
 test file runs whole on one worker, the longest files first (LONG_FIRST below), so that
