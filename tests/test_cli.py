@@ -302,13 +302,13 @@ def _wait_for(condition, seconds, what):
 
 
 def test_ctrl_c_during_a_sweep_then_the_same_command_resumes(tmp_path):
-    # 480 steady points on a coarse grid in 4 chunks of 120 (the default: 4 chunks per
-    # worker): Ctrl-C as soon as the first chunk is on disk, with 360 points still to do.
+    # 4800 steady points on a coarse grid in 4 chunks of 1200 (the default: 4 chunks per
+    # worker): Ctrl-C as soon as the first chunk is on disk, with 3600 points still to do.
     # With the compilation cache warm a point takes milliseconds: with 16 and then 48
     # points the rest was done before the signal was handled and the run ended with 0
-    # (seen on a loaded machine)
-    npts = 480
-    omegas = ", ".join(f"{2.0 + 0.005 * k:.3f}" for k in range(npts))
+    # (seen on a loaded machine), and with 480 points in the CI of 2026-12-03 (twice)
+    npts = 4800
+    omegas = ", ".join(f"{2.0 + 0.0005 * k:.4f}" for k in range(npts))
     text = SWEPT.replace('compute = ["perturbative"]', 'compute = ["steady"]').replace(
         "values = [2.0, 3.0]", f"values = [{omegas}]"
     )
