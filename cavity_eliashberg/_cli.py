@@ -1,7 +1,7 @@
 """The console script ``cavity-eliashberg``: ``run [CONFIG | NAME]``, ``list``, ``show FILE``,
 ``plot FILE``, ``resume FILE``.
 
-(~820 lines: the five commands, the checks of every file and argument a user can get
+(~850 lines: the five commands, the checks of every file and argument a user can get
 wrong, the worker thread that lets Ctrl-C through, and ``show``'s summary of each kind of
 result; splitting ``show`` into its own module is the next step.)
 

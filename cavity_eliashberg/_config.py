@@ -1,6 +1,6 @@
 """TOML configurations: schema, validation, unit conversion, Model construction.
 
-(~1350 lines, over the house's ~600: the pydantic sections, the [[baths]] tables built
+(~1360 lines, over the house's ~600: the pydantic sections, the [[baths]] tables built
 from the bath classes, unit conversion, sweep targets and every configuration check live
 together because each check names keys the schema defines. The planned split: the schema
 and bath tables into ``_schema.py``, units and sweep targets into ``_resolve.py``.)

@@ -1,6 +1,6 @@
 """Figures of study datasets (PNG, matplotlib Agg): one function per kind.
 
-(~910 lines: eight figure kinds and the helpers they share, labels, units, sign changes,
+(~970 lines: eight figure kinds and the helpers they share, labels, units, sign changes,
 profiles; each kind is one function that a reader can take alone.)
 
 ``plot(ds, path)`` picks the figure from ``ds.attrs["figure.kind"]``:
