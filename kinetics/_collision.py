@@ -121,6 +121,12 @@ class Bilinear:
         idx = jnp.arange(n.shape[0])
         return jac.at[idx, idx].add(d)
 
+    def add_jacobian(self, jac, n):
+        """`jac` + ``jacobian(n)``. The operators that build their Jacobian from blocks of
+        rows or scattered entries add them into `jac` in place (no second N x N array;
+        ``Model.jacobian``); this generic form adds a whole matrix."""
+        return jac + self.jacobian(n)
+
 
 def _row_sum(x):
     """Row sums of a (B, N) block as a matrix-vector product: XLA:CPU then fuses the
@@ -204,7 +210,7 @@ class _ThermalBilinear(Bilinear):
     ``apply`` evaluates these kernels once per unordered node pair (``_pair_sums``:
     they are symmetric in i <-> j, and each row keeps its own whole-cell mask and
     column weight), so half the matrix elements' transcendental work; ``jacobian``
-    still evaluates every ordered pair (``_rows_map`` over row blocks).
+    still evaluates every ordered pair (``_rows_add`` over row blocks).
     """
 
     def __init__(self, bath, grid, delta, t, channels):
@@ -434,6 +440,32 @@ class _ThermalBilinear(Bilinear):
                           {k: blocks(v) for k, v in rows.items()})
         return jax.tree.map(lambda x: x.reshape((nb * b,) + x.shape[2:])[:nn], out)
 
+    def _rows_add(self, fn, rows, acc):
+        """(acc + the (N, N) tiles of fn, the (N,) row vector of fn): fn(rows (B, 1)
+        dict) -> ((B, N) tile, (B,) vector) over blocks of rows in a ``fori_loop`` that
+        adds each tile into `acc` by a dynamic slice update (in place in XLA: the only
+        N x N buffer is `acc`; ``_rows_map`` would stack the tiles into a second one).
+        The last block starts at N - B and skips the rows an earlier block did."""
+        nn = self.grid.n
+        b = min(_BLOCK, nn)
+        nb = -(-nn // b)
+
+        def body(k, carry):
+            acc, vec = carry
+            start = jnp.minimum(k * b, nn - b)
+            tile, part = fn({key: jax.lax.dynamic_slice(v, (start,), (b,))[:, None]
+                             for key, v in rows.items()})
+            new = (start + jnp.arange(b)) >= k * b  # rows not done by an earlier block
+            tile = jnp.where(new[:, None], tile, 0.0)
+            part = jnp.where(new, part, 0.0)
+            old = jax.lax.dynamic_slice(acc, (start, 0), (b, nn))
+            acc = jax.lax.dynamic_update_slice(acc, old + tile, (start, 0))
+            vec = jax.lax.dynamic_update_slice(
+                vec, jax.lax.dynamic_slice(vec, (start,), (b,)) + part, (start,))
+            return acc, vec
+
+        return jax.lax.fori_loop(0, nb, body, (acc, jnp.zeros((nn,), acc.dtype)))
+
     # ---- the node-pair pass: each unordered pair of nodes evaluated once
     def _pair_nodes(self, n, npad):
         """Per-node values of the node-pair pass, padded to `npad` nodes: padding nodes
@@ -578,6 +610,12 @@ class _ThermalBilinear(Bilinear):
 
     def jacobian(self, n):
         """d I / d n without the diagonal-limit term: O(N^2), one blocked pass."""
+        return self.add_jacobian(jnp.zeros((n.shape[0], n.shape[0]), n.dtype), n)
+
+    def add_jacobian(self, jac, n):
+        """`jac` + d I / d n (without the diagonal-limit term), written into `jac` block
+        of rows by block of rows (``_rows_add``) and by scatter-adds: XLA updates the
+        buffer in place, so the Jacobian costs no N x N temporary beside it."""
         c = self._whole_columns(scale=2.0)  # the 2 of I = 2 sum_j ..., folded in
         nj = n[None, :]
         nn = n.shape[0]
@@ -595,7 +633,7 @@ class _ThermalBilinear(Bilinear):
                 d = d + k_p * (n_p + nj)
             return jac, _row_sum(d)
 
-        jac, d = self._rows_map(block, self._fast_rows(n))
+        jac, d = self._rows_add(block, self._fast_rows(n), jac)
         ni = n[:, None]
         rows = jnp.broadcast_to(jnp.arange(nn)[:, None], (nn, 4))
         for name, (nodes, m, occ, nc) in self._cut_terms(n).items():
@@ -790,20 +828,25 @@ class _DriveBilinear(Bilinear):
         """d I / d n. Stimulated only: 2 (m_s - m_p) - 2 diag(row sums of m_s + m_p),
         scattered straight from the O(N) entries (m_rc += v / 2, m_cr += (w_r / w_c)
         v / 2, see ``_matrix``); with spontaneous terms the dense form of ``Bilinear``."""
-        if self.spontaneous:
-            return Bilinear.jacobian(self, n)
         nn = self.grid.n
-        jac = jnp.zeros((nn, nn))
+        return self.add_jacobian(jnp.zeros((nn, nn)), n)
+
+    def add_jacobian(self, jac, n):
+        """`jac` + ``jacobian(n)``, the stimulated entries scattered into `jac` (in place)."""
+        if self.spontaneous:
+            return jac + Bilinear.jacobian(self, n)
+        nn = self.grid.n
+        k = self._stimulated_scale()
         d = jnp.zeros((nn,))
         for entries, sign in ((self.scat, 1.0), (self.pair, -1.0)):
             if entries is None:
                 continue
             r, c, v = entries
             other = self.w[r] * v / self.w[c]
-            jac = jac.at[r, c].add(sign * v).at[c, r].add(sign * other)
+            jac = jac.at[r, c].add((k * sign) * v).at[c, r].add((k * sign) * other)
             d = d.at[r].add(v).at[c].add(other)
         idx = jnp.arange(nn)
-        return self._stimulated_scale() * jac.at[idx, idx].add(-d)
+        return jac.at[idx, idx].add(-k * d)
 
     def process_rates(self, n):
         """``Bilinear.process_rates`` from the O(N) event entries (``_half_sums``: the

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from ._baths import AbstractBath, bath_types, is_dynamic
 from ._bosons import BosonGrid
-from ._collision import bath_bilinear, relaxation
+from ._collision import _BLOCK, bath_bilinear, relaxation
 from ._dynamic import DynamicOperator, heat_capacity, reservoir_occupation
 from ._errors import ParameterError, PhysicsWarning
 from ._gap import (
@@ -324,26 +324,44 @@ class Model(eqx.Module):
         self-consistent, or Delta_0 with ``gap_mode == "fixed"``."""
         return self.rhs_at_gap(t, y, self.gap(y, guess))
 
-    def jacobian(self, t, y, guess=None):
+    def jacobian(self, t, y, guess=None, *, scale=None, out=None):
         """Structured d(rhs)/dy, O(N^2 + N M): kernel terms + (dF/dDelta)(dDelta/dn)^T
         (the last absent with ``gap_mode == "fixed"``: Delta_0 does not depend on y).
 
         Block layout with dynamic baths: [[dn/dn, dn/dN_b...], [dN_b/dn, dN_b/dN_b]],
         the N_b - N_b' blocks of two different baths zero; a static model has the
-        n - n block alone."""
+        n - n block alone.
+
+        `scale`: a vector D of length ``state_size``; then D^{-1} J D is returned (the
+        solvers' relative units), scaled block of rows by block of rows in the same
+        buffer. `out`: an array of the Jacobian's shape whose values are ignored and
+        whose buffer may be reused (a solver replacing its Jacobian passes the old one:
+        the new one is then written into it, so that holding J and building the next
+        costs one N x N array, not two; static models only).
+
+        Memory: every term is added into one N x N buffer in place (operators by row
+        blocks or scatter-adds, ``Bilinear.add_jacobian``; diagonal terms by scatters;
+        the rank-one gap term and `scale` by row blocks), so beside the result XLA keeps
+        O(N x block) temporaries (tests/test_krylov.py)."""
         delta = self.gap(y, guess)
         n, _, ops = self._operators(y, delta, t)
         nn = self.grid.n
-        jnn = jnp.zeros((nn, nn))
+        if out is not None and not ops:
+            jnn = _update_rows(out, lambda tile, rows: jnp.zeros_like(tile))
+        else:
+            jnn = jnp.zeros((nn, nn))
+        idx = jnp.arange(nn)
         for bil in self._bilinears(delta, t, ops):
-            jnn = jnn + bil.jacobian(n)
+            jnn = bil.add_jacobian(jnn, n)
             if bil.diag is not None:  # (None for the dynamic baths: events at Omega > 0 only)
                 jnn = _add_tridiagonal_jacobian(jnn, bil.diag, n)
         if self.tau_in is not None:
-            jnn = jnn - jnp.eye(nn) / self.tau_in
+            jnn = jnn.at[idx, idx].add(-1.0 / self.tau_in)
         jac = jnn if not ops else self._joint_jacobian(jnn, n, ops)
         if self.fixed_gap:
-            return jac
+            if scale is None:
+                return jac
+            return _update_rows(jac, lambda tile, rows: tile * (scale[None, :] / scale[rows, None]))
         # rank-one term through the self-consistent gap (Delta depends on n only)
         one = jnp.ones_like(delta)
         df_ddelta = jax.jvp(lambda d: self.rhs_at_gap(t, y, d), (delta,), (one,))[1]
@@ -359,7 +377,12 @@ class Model(eqx.Module):
         # fused their O(N) expressions into the N x N update and evaluated them per
         # element (dense Newton at N = 1000: 0.52 -> 0.24 s measured, bit-identical)
         df_ddelta, ddelta_dn = jax.lax.optimization_barrier((df_ddelta, ddelta_dn))
-        return jac + df_ddelta[:, None] * ddelta_dn[None, :]
+
+        def update(tile, rows):
+            tile = tile + df_ddelta[rows, None] * ddelta_dn[None, :]
+            return tile if scale is None else tile * (scale[None, :] / scale[rows, None])
+
+        return _update_rows(jac, update)
 
     def _joint_jacobian(self, jnn, n, ops):
         """The full (state_size, state_size) matrix around the n - n block `jnn`."""
@@ -406,6 +429,25 @@ class Model(eqx.Module):
         energies `omega` [T_c] (any shape) and time `t` [hbar/(k_B T_c)]."""
         bath, _ = self._dynamic_bath(k)
         return bath.mode_density(omega, t)
+
+
+def _update_rows(a, fn):
+    """`a` (M x N) with each block of rows replaced by fn(tile (B, N), row indices (B,)),
+    in a ``fori_loop`` of dynamic slice updates: XLA rewrites the buffer of `a` in place
+    (an elementwise N x N expression may get a second buffer, e.g. inside a
+    ``lax.cond``). The last block starts at M - B; rows an earlier block did are kept."""
+    m = a.shape[0]
+    b = min(_BLOCK, m)
+    nb = -(-m // b)
+
+    def body(k, a):
+        start = jnp.minimum(k * b, m - b)
+        rows = start + jnp.arange(b)
+        tile = jax.lax.dynamic_slice(a, (start, 0), (b, a.shape[1]))
+        tile = jnp.where((rows >= k * b)[:, None], fn(tile, rows), tile)
+        return jax.lax.dynamic_update_slice(a, tile, (start, 0))
+
+    return jax.lax.fori_loop(0, nb, body, a)
 
 
 def _add_tridiagonal_jacobian(jac, f, n):

@@ -207,6 +207,7 @@ def bdf_solve(
     error_scale: Callable | None = None,
     linear_solver: str = "dense",
     krylov: tuple = (1e-6, 20, 2, 8),
+    jac_into: Callable | None = None,
 ) -> BDFSolution:
     """Integrate y' = fun(t, y) from t0 to t1 >= t0, saving at ``ts`` (ts[0] = t0).
 
@@ -240,6 +241,10 @@ def bdf_solve(
       steps and refreshed by the same rules). Memory: J and O(N restart), no LU.
       A solve that does not converge counts as a diverged Newton iteration (a fresh
       Jacobian, then a halved step, whose system is closer to the identity).
+    - `jac_into(t, y, old)`: optional, the same Jacobian as `jac` written into the buffer
+      of `old` (the Jacobian it replaces; its values are ignored): the refreshes inside
+      the loop use it, so that the run holds one N x N Jacobian, not the old one and the
+      new one side by side (``solvers._evolve.z_jacobian_into``).
     - `krylov`: (rtol, restart, max_cycles, max_failures) of the Krylov path: GMRES
       stops at ||r - A dy||_2 <= rtol ||r||_2 of the Jacobi-scaled system (the modified
       Newton converges to the corrector's root whatever the solves' accuracy; rtol only
@@ -552,7 +557,11 @@ def bdf_solve(
         s = jax.lax.cond(s["restart"], restart, lambda s: s, s)
         _, t_new, _, y_predict, c, _ = prepare(s)
         need_jac = s["need_jac"]
-        jmat = jax.lax.cond(need_jac, lambda j: jac(t_new, y_predict), lambda j: j, jmat)
+        if jac_into is None:
+            jmat = jax.lax.cond(need_jac, lambda j: jac(t_new, y_predict), lambda j: j, jmat)
+        else:
+            jmat = jax.lax.cond(need_jac, lambda j: jac_into(t_new, y_predict, j), lambda j: j,
+                                jmat)
         lu = (jmat, jnp.diagonal(jmat)) if use_krylov else jsl.lu_factor(eye - c * jmat)
         s = s | dict(
             c_lu=c,
@@ -566,7 +575,8 @@ def bdf_solve(
         s = jax.lax.while_loop(lambda s: running(s) & lu_serves(s), lambda s: attempt(s, lu), s)
         return s, jmat
 
-    final, _ = jax.lax.while_loop(lambda carry: running(carry[0]), factorize, (state, jac(t0, y0)))
+    jac0 = jac(t0, y0) if jac_into is None else jac_into(t0, y0, jnp.zeros((n, n), y0.dtype))
+    final, _ = jax.lax.while_loop(lambda carry: running(carry[0]), factorize, (state, jac0))
     meter.close(final["meter"])
     result = diffrax.RESULTS.where(
         final["t"] >= t1,

@@ -82,7 +82,14 @@ from kinetics import Model, ParameterError
 from ._dataset import _attr_value, annotate, load, model_attributes, package_versions, save
 from ._options import DEFAULTS
 from ._resources import available_memory, check_resources
-from ._sweep_checks import check_factory, check_options, check_parameters, check_units, factory_name
+from ._sweep_checks import (
+    check_factory,
+    check_linear_solver,
+    check_options,
+    check_parameters,
+    check_units,
+    factory_name,
+)
 from ._sweep_chunk import Task, describe_error, run_chunk
 from ._sweep_store import Store, merge, part_dataset, spec_hash, spec_of
 
@@ -159,6 +166,7 @@ def sweep(
     compilation_cache: str | os.PathLike | None = None,
     progress: bool = True,
     config: dict | None = None,
+    linear_solver: str = "dense",
 ) -> xr.Dataset:
     """Solve a model over the outer product of parameter values; one dataset back.
 
@@ -218,6 +226,14 @@ def sweep(
       ~3 s of tracing), which helps workers that join late, reruns and resumed sweeps.
     - `progress`: a tqdm bar of finished points with the estimated time left.
     - `config`: the configuration that produced the sweep (stored as JSON).
+    - `linear_solver`: the Newton systems of kind "steady" and of evolve's "bdf": "dense"
+      (the LU; the default), "krylov" (GMRES with the structured Jacobian), "krylov-jvp"
+      (steady only: matrix-free products) or "auto" (Krylov from ``KRYLOV["auto_size"]``
+      / ``KRYLOV["bdf_auto_size"]`` state variables on), as in ``steady_state`` and
+      ``evolve``; vmap-batched points run the Krylov path batched. A point whose Krylov
+      path fails is redone with the LU: a steady point through the continuation fallback
+      on the dense path, an evolve point whose GMRES gave up as a dense run. Anything
+      but "dense" is recorded in ``solver.linear_solver``.
 
     Returns a dataset with coordinates = the swept parameters (with units), results
     `gap` [k_B T_c], `relative_gap_change`, `delta0`, `n_qp`, `energy` (evolve: over
@@ -268,6 +284,10 @@ def sweep(
             )
     coord_units = check_units(names, units)
     opts = check_options(kind, options)
+    check_linear_solver(kind, linear_solver)
+    if linear_solver != "dense":
+        # (only then: the store keys and digests of dense sweeps stay those they were)
+        opts["linear_solver"] = linear_solver
     if chunk_size is not None and (
         not isinstance(chunk_size, (int, np.integer))
         or isinstance(chunk_size, bool)
@@ -348,7 +368,8 @@ def sweep(
         local = n_local if use_cluster and scheduler is None else 1
         at_once = local * (chunk_size or 1 if batch == "vmap" else 1)
         check_resources(probe, kind, opts.get("solver"), points=at_once,
-                        max_memory_gb=max_memory_gb, what="sweep")
+                        max_memory_gb=max_memory_gb, what="sweep",
+                        linear_solver=linear_solver if kind != "perturbative" else "dense")
 
     run_id = f"{_time.strftime('%Y%m%dT%H%M%S', _time.gmtime())}-{uuid.uuid4().hex[:6]}"
     clock = _time.perf_counter()

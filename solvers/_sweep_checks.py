@@ -13,7 +13,7 @@ import numpy as np
 from kinetics import ParameterError
 
 from ._evolve import SOLVERS
-from ._options import DEFAULTS
+from ._options import DEFAULTS, LINEAR_SOLVERS
 from ._variables import PARAMETER_UNITS, VARIABLES
 
 # what a sweep accepts beyond the solvers' own defaults
@@ -99,6 +99,18 @@ def check_units(names, units) -> dict[str, tuple[str, str]]:
                 f"'k_B T_c'}} (or (long_name, units)). Known: {', '.join(sorted(PARAMETER_UNITS))}."
             )
     return out
+
+
+def check_linear_solver(kind: str, linear_solver) -> None:
+    """sweep's `linear_solver`: one of ``LINEAR_SOLVERS``; "krylov-jvp" (matrix-free
+    products) is a steady-state option only."""
+    allowed = LINEAR_SOLVERS if kind == "steady" else tuple(
+        s for s in LINEAR_SOLVERS if s != "krylov-jvp")
+    if not isinstance(linear_solver, str) or linear_solver not in allowed:
+        raise ParameterError(
+            f"sweep: linear_solver must be one of {', '.join(map(repr, allowed))} for kind "
+            f"{kind!r}; got {linear_solver!r}."
+        )
 
 
 def check_options(kind: str, options) -> dict:

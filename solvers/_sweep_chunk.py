@@ -26,13 +26,13 @@ import numpy as np
 
 from kinetics import Model, ParameterError
 
-from ._bdf import interior_jumps
+from ._bdf import interior_jumps, linear_solver_of
 from ._dataset import state_variables
 from ._evolve import choose_solver, evolve_core, result_reason
 from ._occupations import physical_problem
 from ._perturbative import check_perturbative, perturbative_core
 from ._rhs import blas_single_thread
-from ._steady import continue_steady, steady_core, steady_start
+from ._steady import continue_steady, linear_kind, steady_core, steady_start
 
 # (kind, options, structure, batch size) -> (compiled program, compile seconds); bounded,
 # since every compiled XLA program holds memory mappings for the life of the process
@@ -62,12 +62,15 @@ def _initial_state(model: Model, excess):
 def _core_fn(kind: str, options_key: tuple, warm: bool):
     """The solver core of one point as a function of the model (and, `warm`, of a start)."""
     o = dict(options_key)
+    # the resolved linear solver of the group ("dense", "krylov", "krylov-jvp"; see
+    # _linear_of): part of options_key, hence of the compiled program's cache key
+    linear = o.get("linear_solver", "dense")
     if kind == "steady":
         if warm:
-            return lambda m, y0: steady_core(m, y0, o["t"], o["tol"], o["max_iter"])
+            return lambda m, y0: steady_core(m, y0, o["t"], o["tol"], o["max_iter"], linear)
         return lambda m: steady_core(
-            m, steady_start(m, o["start"], o["t"], o["tol"], o["max_iter"]), o["t"], o["tol"],
-            o["max_iter"],
+            m, steady_start(m, o["start"], o["t"], o["tol"], o["max_iter"], linear), o["t"],
+            o["tol"], o["max_iter"], linear,
         )
     if kind == "evolve":
         ts = o["t_save"]
@@ -77,6 +80,7 @@ def _core_fn(kind: str, options_key: tuple, warm: bool):
             return evolve_core(
                 m, _initial_state(m, o["n0_excess"]), ts[0], t1, jnp.asarray(ts), o["solver"],
                 o["rtol"], o["atol"], o["max_steps"], None, jnp.asarray(o["jumps"]), False,
+                linear,
             )
 
         return evolve_point
@@ -142,6 +146,7 @@ class _Point:
     coords: dict = field(default_factory=dict)  # name -> (dim, array)
     model: Model | None = None
     y: np.ndarray | None = None  # the final state (continuation starts from it)
+    gave_up: bool = False  # evolve: the Krylov BDF's GMRES failed too often (rerun dense)
 
 
 def describe_error(err: BaseException) -> str:
@@ -197,6 +202,7 @@ def _finish(kind, opts, p: _Point, out: dict):
             if problem:
                 reason, message = "unphysical", problem
         p.iterations = int(out["stats"]["num_steps"])
+        p.gave_up = bool(int(out["stats"].get("gmres_gave_up", 0)))
         p.converged = not reason
         p.status = "success" if p.converged else "failed"
         if not p.converged:
@@ -209,9 +215,24 @@ def _finish(kind, opts, p: _Point, out: dict):
         p.status = "success"
 
 
+def _linear_of(opts, model: Model) -> tuple:
+    """The resolved linear solver of a point as options ((("linear_solver", kind),) or ()
+    for the dense LU, so that dense programs keep their cache keys): steady points by
+    ``linear_kind``, evolve points by ``linear_solver_of`` (after the solver choice)."""
+    asked = opts.get("linear_solver", "dense")
+    if asked == "dense":
+        return ()
+    if "t_save" in opts:  # evolve: opts["solver"] is already resolved here
+        kind = linear_solver_of(model, opts["solver"], asked)
+    else:
+        kind = linear_kind(model, asked)
+    return () if kind == "dense" else (("linear_solver", kind),)
+
+
 def _steady_fallback(opts, p: _Point):
     """A point the first Newton stage left unconverged: the continuation fallback that
-    single points use too (``continue_steady``)."""
+    single points use too (``continue_steady``), on the dense path (a point whose Krylov
+    Newton failed is redone with the LU, as ``solve_steady`` does first)."""
     if opts["continuation_steps"] == 0:
         p.message = (
             f"steady_state did not converge: residual {p.residual:.3g} > tol {opts['tol']:g} after "
@@ -221,7 +242,8 @@ def _steady_fallback(opts, p: _Point):
     clock = _time.perf_counter()
     t, tol = opts["t"], opts["tol"]
     try:
-        out = continue_steady(p.model, t, tol, opts["max_iter"], opts["continuation_steps"])
+        out = continue_steady(p.model, t, tol, opts["max_iter"], opts["continuation_steps"],
+                              "dense")
     except Exception as err:
         p.message = describe_error(err)
         return
@@ -285,10 +307,16 @@ def _evolve_extra(p: _Point, opts) -> tuple:
 def _run_continuation(task: Task, opts, points: list[_Point]) -> float:
     """Points in order along their lines, each started from its predecessor's state."""
     compile_s = 0.0
-    options_key = tuple(sorted(opts.items()))
+    base = {k: v for k, v in opts.items() if k != "linear_solver"}
     for k, p in enumerate(points):
         if p.model is None:
             continue
+        try:
+            o = dict(base, **dict(_linear_of(opts, p.model)))
+        except Exception as err:
+            p.status, p.message = "error", describe_error(err)
+            continue
+        options_key = tuple(sorted(o.items()))
         prev = points[task.previous[k]] if task.previous[k] >= 0 else None
         start = None
         if prev is not None and prev.status == "success" and prev.y is not None:
@@ -301,16 +329,16 @@ def _run_continuation(task: Task, opts, points: list[_Point]) -> float:
                 # points use (one Newton program per structure instead of two: compiling
                 # one is most of a short sweep's time)
                 clock = _time.perf_counter()
-                start, seconds = _cold_start(opts, options_key, p.model)
+                start, seconds = _cold_start(o, options_key, p.model)
                 compile_s += seconds
                 start_s = _time.perf_counter() - clock - seconds
-            compile_s += _solve_group(task, opts, options_key, [p],
+            compile_s += _solve_group(task, o, options_key, [p],
                                       None if start is None else [start])
             p.wall_time += start_s
         except Exception as err:
             p.status, p.message = "error", f"solver raised {describe_error(err)}"
         if p.status == "failed":
-            _steady_fallback(opts, p)
+            _steady_fallback(o, p)
     return compile_s
 
 
@@ -326,7 +354,8 @@ def _cold_start(opts, options_key, model: Model):
     else:
         o = dict(options_key)
         fn = jax.jit(lambda d: steady_start(eqx.combine(d, static), o["start"], o["t"],
-                                            o["tol"], o["max_iter"]))
+                                            o["tol"], o["max_iter"],
+                                            o.get("linear_solver", "dense")))
         clock = _time.perf_counter()
         program = fn.lower(dyn).compile()
         seconds = _time.perf_counter() - clock
@@ -384,20 +413,23 @@ def run_chunk(task: Task) -> dict:
 
 def _run_groups(task: Task, opts, points: list[_Point]) -> float:
     groups: dict = {}
+    base = {k: v for k, v in opts.items() if k != "linear_solver"}
     for p in points:
         if p.model is None:
             continue
         extra = ()
-        if task.kind == "evolve":
-            try:
+        try:
+            if task.kind == "evolve":
                 extra = _evolve_extra(p, opts)
-            except Exception as err:
-                p.message = describe_error(err)
-                continue
+            if task.kind != "perturbative":
+                extra = extra + _linear_of({**opts, **dict(extra)}, p.model)
+        except Exception as err:
+            p.message = describe_error(err)
+            continue
         groups.setdefault((structure_key(p.model), extra), []).append(p)
     compile_s = 0.0
     for (_, extra), group in groups.items():
-        o = dict(opts)
+        o = dict(base)
         o.update(extra)
         options_key = tuple(sorted(o.items()))
         try:
@@ -413,6 +445,19 @@ def _run_groups(task: Task, opts, points: list[_Point]) -> float:
             for p in group:
                 if p.status == "failed":
                     _steady_fallback(o, p)
+        elif task.kind == "evolve" and "linear_solver" in o:
+            # GMRES failed too often (the Krylov BDF stopped): that point again with the
+            # LU, as evolve redoes such a segment
+            dense = {k: v for k, v in o.items() if k != "linear_solver"}
+            for p in group:
+                if p.gave_up:
+                    first = p.wall_time if math.isfinite(p.wall_time) else 0.0
+                    try:
+                        compile_s += _solve_group(_one_by_one(task), dense,
+                                                  tuple(sorted(dense.items())), [p])
+                    except Exception as err:
+                        p.status, p.message = "error", f"solver raised {describe_error(err)}"
+                    p.wall_time = first + (p.wall_time if math.isfinite(p.wall_time) else 0.0)
     return compile_s
 
 

@@ -194,3 +194,107 @@ def test_resource_estimates_of_the_krylov_paths():
     # explicit integrators have no Newton systems: unchanged
     assert memory_estimate(model, "evolve", "tsit5", linear_solver="krylov") == 3 * n2
     assert memory_estimate(model, "perturbative", linear_solver="krylov") == n2
+
+
+# ---- the BDF's Jacobian, written in place (issue 18: two N x N arrays at most)
+
+
+@pytest.mark.parametrize(("dynamic", "gap_mode"), [(False, "self_consistent"), (False, "fixed"),
+                                                   (True, "self_consistent")])
+def test_jacobian_written_into_the_old_buffer_equals_z_jacobian(dynamic, gap_mode):
+    # the BDF's refresh (row blocks, scatters and the scaling in one reused buffer) against
+    # _occupations.z_jacobian (whole-matrix expressions): the same terms in another order,
+    # equal to rounding (1e-13 of the largest entry); the old buffer's values (NaN here)
+    # must not leak into the result
+    from solvers._evolve import z_jacobian_into
+    from solvers._occupations import z_jacobian
+
+    model = _model(dynamic, gap_mode)
+    z = to_z(model, _state(model))
+    size = model.state_size
+    new, ref = eqx.filter_jit(lambda m, z: (
+        z_jacobian_into(m, jnp.asarray(0.0), z, jnp.full((size, size), jnp.nan)),
+        z_jacobian(m, jnp.asarray(0.0), z)))(model, z)
+    new, ref = np.asarray(new), np.asarray(ref)
+    assert np.all(np.isfinite(new))
+    assert np.max(np.abs(new - ref)) <= 1e-13 * np.max(np.abs(ref))
+
+
+def test_krylov_bdf_holds_one_jacobian():
+    # (compiling takes 125 s under load 6-8)
+    # the compiled Krylov BDF integration at N = 4000 (regime (b)): the Jacobian it keeps
+    # across steps is refreshed in its own buffer (Model.jacobian's `out`, row blocks and
+    # scatter-adds), so XLA's temporaries stay below two N x N float64 arrays (measured:
+    # 1.14 N^2 x 8 B; 3.08 before, when the refresh built the new J and a scaled copy
+    # beside the old one)
+    from solvers._evolve import _integrate
+
+    n = 4000
+    model = _regime("b", n)
+    z0 = to_z(model, model.initial_state())
+    ts = jnp.asarray([0.0, 1e3, 1e7])
+
+    def run(model, z0, ts):
+        sol = _integrate(model, z0, ts[0], ts[-1], ts, "bdf", 1e-8, 1e-12, 10_000, None,
+                         jnp.zeros((0,)), False, "krylov")
+        return sol.ys, sol.stats
+
+    args = (model, z0, ts)
+    dyn, static = eqx.partition(args, eqx.is_array)
+    fn = jax.jit(lambda d: run(*eqx.combine(d, static)))
+    memory = fn.lower(dyn).compile().memory_analysis()
+    assert memory is not None
+    assert memory.temp_size_in_bytes < 2 * n * n * 8
+    # one Jacobian and O(N) vectors (history, Krylov basis, row-block tiles)
+    assert memory.temp_size_in_bytes < 1.5 * n * n * 8
+
+
+# ---- sweeps with a linear solver (issue 18: Krylov and dense agree on batched sweeps)
+
+_SWEEP_GRID = kinetics.Grid(n=120, xi_max=30.0, core=2.0)
+_SWEEP_UNITS = {"omega0_ratio": ("omega_0 / Delta_0", "1")}
+
+
+def _sweep_cavity(omega0_ratio):
+    """Module-level factory: the paper's cavity (T_qp = 0.9, tau_in = 1000) at
+    eta tau_in = 0.0155 (regime (a)), omega0 in units of Delta_0."""
+    d0 = kinetics.equilibrium_gap(0.9, _SWEEP_GRID)
+    bath = kinetics.MultimodeCavity(omega0=omega0_ratio * d0, t_cav=0.45, eta=0.0155 / 1000.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", kinetics.PhysicsWarning)
+        return kinetics.Model(t_qp=0.9, tau_in=1000.0, baths=[bath], grid=_SWEEP_GRID)
+
+
+@pytest.mark.slow  # two Newton programs (loop, vmap of 3): 265 s under load 6-8
+def test_krylov_sweep_equals_the_dense_sweep():
+    # three steady points, dense one by one ("loop") against Krylov vmap-batched: both
+    # Newtons stop at tol 1e-10 in the relative distance to the root, so their states
+    # agree to a few tol (1e-8, as the single-point comparison above)
+    params = {"omega0_ratio": [2.0, 3.0, 4.5]}
+    kw = dict(kind="steady", units=_SWEEP_UNITS, workers=1, progress=False)
+    dense = solvers.sweep(_sweep_cavity, params, batch="loop", **kw)
+    kry = solvers.sweep(_sweep_cavity, params, batch="vmap", chunk_size=3,
+                        linear_solver="krylov", **kw)
+    assert list(dense.status.values) == list(kry.status.values) == ["success"] * 3
+    assert kry.attrs["solver.linear_solver"] == "krylov"
+    assert "solver.linear_solver" not in dense.attrs
+    n_d, n_k = dense["n"].values, kry["n"].values
+    assert np.max(np.abs(n_k / n_d - 1.0)) <= 1e-8
+    rel_d, rel_k = dense.relative_gap_change.values, kry.relative_gap_change.values
+    assert np.all(np.abs(rel_k - rel_d) <= 1e-8 * np.abs(rel_d))
+
+
+@pytest.mark.parametrize(("kind", "bad"), [("steady", "lu"), ("evolve", "krylov-jvp"),
+                                           ("steady", None)])
+def test_sweep_refuses_a_bad_linear_solver_before_any_work(kind, bad):
+    calls = []
+
+    def factory(omega0_ratio):
+        calls.append(omega0_ratio)
+        return _sweep_cavity(omega0_ratio)
+
+    opts = {"t_save": [0.0, 1.0]} if kind == "evolve" else None
+    with pytest.raises(kinetics.ParameterError, match="linear_solver must be one of"):
+        solvers.sweep(factory, {"omega0_ratio": [2.0]}, kind=kind, options=opts,
+                      units=_SWEEP_UNITS, workers=1, progress=False, linear_solver=bad)
+    assert calls == []  # not even the probe model was built
