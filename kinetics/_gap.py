@@ -267,9 +267,16 @@ def gap_function_dn(grid: Grid, delta):
     return jnp.where(pos, sc, normal)
 
 
-def _decreasing_root(f, df, guess, lo0=None, hi0=None):
+def _value_and_slope(f):
+    """Delta -> (f(Delta), f'(Delta)) in one forward-mode pass: half the code of f and a
+    separate gradient, inlined wherever the gap is solved (compile time)."""
+    return lambda d: jax.jvp(f, (d,), (jnp.ones_like(d),))
+
+
+def _decreasing_root(fdf, guess, lo0=None, hi0=None, has_root=None):
     """Root of f on a bracket (lo0, hi0) of x = ln(Delta) where f(e^lo0) > 0 >= f(e^hi0)
-    (default: (_DELTA_MIN, _DELTA_MAX)), or 0 when f(e^lo0) <= 0.
+    (default: (_DELTA_MIN, _DELTA_MAX)), or 0 when f(e^lo0) <= 0 (`has_root`: that test,
+    when the caller knows it). `fdf`: Delta -> (f, df/dDelta).
 
     Newton steps in x, where G is close to linear, kept inside a bracket that
     bisection shrinks; a fixed iteration bound makes it total. With several roots in
@@ -277,15 +284,16 @@ def _decreasing_root(f, df, guess, lo0=None, hi0=None):
     """
     lo0 = jnp.log(_DELTA_MIN) if lo0 is None else lo0
     hi0 = jnp.log(_DELTA_MAX) if hi0 is None else hi0
-    has_root = f(jnp.exp(lo0)) > 0
+    if has_root is None:
+        has_root = fdf(jnp.exp(lo0))[0] > 0
 
     def body(state):
         x, lo, hi, dx_prev, i = state
         d = jnp.exp(x)
-        g = f(d)
+        g, dg = fdf(d)
         lo = jnp.where(g > 0, x, lo)
         hi = jnp.where(g > 0, hi, x)
-        slope = df(d) * d  # dG/dx
+        slope = dg * d  # dG/dx
         newton = x - g / jnp.where(slope < 0, slope, -1.0)
         ok = (slope < 0) & (newton > lo) & (newton < hi)
         x_new = jnp.where(ok, newton, 0.5 * (lo + hi))
@@ -307,7 +315,7 @@ def _decreasing_root(f, df, guess, lo0=None, hi0=None):
 _SCAN_X = np.linspace(np.log(_DELTA_MIN), np.log(_DELTA_MAX), 64)
 
 
-def _largest_root(f, df, guess):
+def _largest_root(f, guess):
     """The largest root of f(Delta) on (_DELTA_MIN, _DELTA_MAX) at which f falls through
     zero, or 0 when f <= 0 on the whole scan (docs/physics.md, "Which root").
 
@@ -321,7 +329,7 @@ def _largest_root(f, df, guess):
     pos = jax.vmap(lambda x: f(jnp.exp(x)))(xs) > 0
     k = xs.shape[0] - 1 - jnp.argmax(pos[::-1])  # last node with f > 0
     k = jnp.minimum(k, xs.shape[0] - 2)  # f(_DELTA_MAX) < 0 for any n in [0, 1]
-    root = _decreasing_root(f, df, guess, xs[k], xs[k + 1])
+    root = _decreasing_root(_value_and_slope(f), guess, xs[k], xs[k + 1], pos[k])
     return jnp.where(jnp.any(pos), root, 0.0)
 
 
@@ -330,9 +338,7 @@ def _gap_solver(grid: Grid):
     @jax.custom_jvp
     def solve(n, guess, t_tail):
         return _largest_root(
-            lambda d: gap_function(grid, n, d, t_tail),
-            lambda d: gap_function_ddelta(grid, n, d, t_tail),
-            jax.lax.stop_gradient(guess),
+            lambda d: gap_function(grid, n, d, t_tail), jax.lax.stop_gradient(guess)
         )
 
     @solve.defjvp
@@ -411,7 +417,7 @@ def equilibrium_gap_on(grid: Grid, t):
     """Equilibrium BCS gap Delta(T) [T_c] as the root of G_eq on `grid` (JAX, traceable)."""
     f = functools.partial(equilibrium_gap_function, grid, t=t)
     return _decreasing_root(
-        f, jax.grad(f), jnp.asarray(1.76 * jnp.sqrt(jnp.clip(1.0 - t, 1e-6, 1.0)))
+        _value_and_slope(f), jnp.asarray(1.76 * jnp.sqrt(jnp.clip(1.0 - t, 1e-6, 1.0)))
     )
 
 
