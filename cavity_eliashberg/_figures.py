@@ -90,6 +90,8 @@ def _label(ds: xr.Dataset, dim: str) -> str:
         return name + r"$\,\tau_{in}$"
     if unit in ("Delta0", "T_qp", "T_c", "omega0", "omega_d", "tau0_ph", "tau0"):
         return f"{name} / {_PRETTY[unit]}"
+    if unit == "k_B T_c" and field.lower() in ("t_qp", "t_ph", "t_cav", "t_bath"):
+        return f"{name} / {_PRETTY['T_c']}"  # a temperature: T / T_c, not "T [k_B T_c]"
     return _with_unit(name, unit)
 
 

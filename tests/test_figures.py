@@ -481,3 +481,13 @@ def test_resonator_figure_draws_shift_and_loss_per_probe_frequency(time_axis):
         assert "omega" in shift_ax.get_xlabel()
     np.testing.assert_allclose(shift_ax.get_lines()[0].get_ydata(),
                                _resonator_ds(time_axis).frequency_shift.values[:, 0])
+
+
+def test_a_temperature_axis_reads_as_t_over_t_c():
+    # sweeps store temperatures in energy units (units "k_B T_c", hbar = k_B = 1); the
+    # axis says T / T_c, not "T [k_B T_c]" (the microwave_transition figure did)
+    ds = xr.Dataset(coords={"t_qp": ("t_qp", [0.99, 1.0], {"units": "k_B T_c"}),
+                            "omega_d": ("omega_d", [0.1, 0.2], {"units": "k_B T_c"})})
+    assert figures._label(ds, "t_qp") == r"$T_{qp}$ / $T_c$"
+    assert "k_B" not in figures._label(ds, "t_qp")
+    assert figures._label(ds, "omega_d").endswith("]")  # an energy keeps its unit
