@@ -35,8 +35,8 @@ STEADY = DEFAULTS["steady"]
 EVOLVE = DEFAULTS["evolve"]
 PERTURBATIVE = DEFAULTS["perturbative"]
 
-# The Newton's linear solves (steady_state's `linear_solver`; not a sweep option: sweeps
-# solve with the dense LU). GMRES settings of the Krylov path (solvers._krylov):
+# The Newton's linear solves (`linear_solver` of steady_state, evolve's BDF and sweep;
+# sweeps default to the dense LU). GMRES settings of the Krylov path (solvers._krylov):
 # a solve stops at ||b - A x||_2 <= rtol ||b||_2 of the Jacobi-scaled system; one that
 # has not after restart x max_cycles iterations rejects its Newton trial (a Newton that
 # fails is redone with the dense LU); "auto" takes the Krylov
