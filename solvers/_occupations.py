@@ -86,7 +86,7 @@ def scaled_jacobian(model: Model, t, z):
     where occupations span 100 decades (J_ij n_j / n_i is a rate at any state near
     detailed balance)."""
     d = scale(model, z)
-    return model.jacobian(t, from_z(model, z)) * (d[None, :] / d[:, None])
+    return model.jacobian(t, from_z(model, z), scale=d)  # scaled in place, row block by row block
 
 
 def z_jacobian(model: Model, t, z):
