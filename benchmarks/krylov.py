@@ -1,6 +1,6 @@
 """Steady states with the dense LU against Newton-Krylov (issue 18 items 1-2).
 
-    python -m benchmarks.krylov [--regimes a b] [--sizes 1000 2000 4000 8000]
+    python -m benchmarks.krylov [--regimes a b c] [--sizes 1000 2000 4000 8000]
                                 [--kinds dense krylov krylov-jvp] [--max-gib 12]
                                 [--json benchmarks/krylov.json]
 
@@ -11,7 +11,7 @@ compiling; reported: the first and the second wall time, the Newton's own wall t
 failures and dense reruns, peak RSS of the process (ru_maxrss, the JAX runtime's ~0.3 GiB
 included) and the largest relative difference of n from the first kind's state. The
 parent stops a child whose RSS passes --max-gib (sampled every 50 ms). Regimes as in
-benchmarks/run.py.
+benchmarks/run.py ("c": regime (b) at 0.1 T_c on Grid.for_temperature, ``regime_c``).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ def _child(regime: str, n: int, kind: str, out: str):
     import numpy as np
 
     import solvers
-    from benchmarks.run import regime_a, regime_b
+    from benchmarks.run import regime_a, regime_b, regime_c
 
     warnings.simplefilter("ignore")
-    model, _ = (regime_b if regime == "b" else regime_a)(n)
+    model, _ = {"a": regime_a, "b": regime_b, "c": regime_c}[regime](n)
     walls = []
     for _ in range(2):
         t0 = time.perf_counter()

@@ -103,6 +103,22 @@ def regime_b(n: int, power: float = 1e-8):
     return model, np.concatenate([[0.0], np.logspace(3.0, 7.0, 5)])
 
 
+def regime_c(n: int, power: float = 1e-8):
+    """Regime (b) at 0.1 T_c (aluminium at ~120 mK) on the low-temperature grid
+    (``Grid.for_temperature``: the uniform core shrinks to 3 sqrt(Delta T) = 0.73), where
+    the thermal structure sits within ~sqrt(Delta T) of the gap edge: the grids of the
+    qubit and resonator corner (issue 18 item 6). Used by benchmarks.krylov only."""
+    t = 0.1
+    grid = kinetics.Grid.for_temperature(t, xi_max=15.0, n=n)
+    d0 = kinetics.equilibrium_gap(t, grid)
+    baths = [
+        kinetics.Phonons(tau0=TAU0_AL, t_ph=t),
+        kinetics.ClassicalDrive(omega_d=0.5 * d0, power=power),
+    ]
+    model = kinetics.Model(t_qp=t, tau_in=None, baths=baths, grid=grid)
+    return model, np.concatenate([[0.0], np.logspace(3.0, 7.0, 5)])
+
+
 REGIMES = {"a": regime_a, "b": regime_b}
 DESCRIPTION = {
     "a": "MultimodeCavity(omega0=3 Delta0, T_cav=0.45, eta=0.0155/tau_in), T_qp=0.9, "
