@@ -301,6 +301,17 @@ def _wait_for(condition, seconds, what):
         time.sleep(0.05)
 
 
+def _signal_masks(pid) -> str:
+    """The signal masks of process `pid` (SigBlk, SigIgn, SigCgt from /proc), for the
+    message of a Ctrl-C test that fails: a child that inherited SIGINT blocked or ignored
+    never sees the signal (these tests failed late in full clean-clone runs only)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return " ".join(x.strip() for x in fh if x.startswith(("SigBlk", "SigIgn", "SigCgt")))
+    except OSError as err:
+        return f"(no /proc status: {err})"
+
+
 def test_ctrl_c_during_a_sweep_then_the_same_command_resumes(tmp_path):
     # 4800 steady points on a coarse grid in 4 chunks of 1200 (the default: 4 chunks per
     # worker): Ctrl-C as soon as the first chunk is on disk, with 3600 points still to do.
@@ -323,6 +334,7 @@ def test_ctrl_c_during_a_sweep_then_the_same_command_resumes(tmp_path):
         _wait_for(lambda: p.poll() is not None or any(parts.glob("part-*.nc")), 300,
                   "finished chunk")
         assert p.poll() is None, "the sweep ended before the signal"
+        masks = f"child: {_signal_masks(p.pid)}; this process: {_signal_masks('self')}"
         for _ in range(30):  # Ctrl-C (again if one lands where Python cannot raise it)
             p.send_signal(signal.SIGINT)
             try:
@@ -336,7 +348,7 @@ def test_ctrl_c_during_a_sweep_then_the_same_command_resumes(tmp_path):
         if p.poll() is None:
             p.kill()
             p.communicate()
-    assert p.returncode == 130, err
+    assert p.returncode == 130, f"{masks}\n{err}"
     assert "Traceback" not in err
     (message,) = [x for x in err.splitlines() if "interrupted" in x]  # one line
     assert "resume with: cavity-eliashberg run sweep.toml --no-progress --output o" in message
