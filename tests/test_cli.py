@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
+from _signals import signal_masks
 
 from cavity_eliashberg import main
 
@@ -301,17 +302,6 @@ def _wait_for(condition, seconds, what):
         time.sleep(0.05)
 
 
-def _signal_masks(pid) -> str:
-    """The signal masks of process `pid` (SigBlk, SigIgn, SigCgt from /proc), for the
-    message of a Ctrl-C test that fails: a child that inherited SIGINT blocked or ignored
-    never sees the signal (these tests failed late in full clean-clone runs only)."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            return " ".join(x.strip() for x in fh if x.startswith(("SigBlk", "SigIgn", "SigCgt")))
-    except OSError as err:
-        return f"(no /proc status: {err})"
-
-
 def test_ctrl_c_during_a_sweep_then_the_same_command_resumes(tmp_path):
     # 4800 steady points on a coarse grid in 4 chunks of 1200 (the default: 4 chunks per
     # worker): Ctrl-C as soon as the first chunk is on disk, with 3600 points still to do.
@@ -334,7 +324,7 @@ def test_ctrl_c_during_a_sweep_then_the_same_command_resumes(tmp_path):
         _wait_for(lambda: p.poll() is not None or any(parts.glob("part-*.nc")), 300,
                   "finished chunk")
         assert p.poll() is None, "the sweep ended before the signal"
-        masks = f"child: {_signal_masks(p.pid)}; this process: {_signal_masks('self')}"
+        masks = f"child: {signal_masks(p.pid)}; this process: {signal_masks('self')}"
         for _ in range(30):  # Ctrl-C (again if one lands where Python cannot raise it)
             p.send_signal(signal.SIGINT)
             try:

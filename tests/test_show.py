@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
+from _signals import signal_masks
 
 from cavity_eliashberg._cli import main
 
@@ -184,17 +185,6 @@ kind = "none"
 """
 
 
-def _signal_masks(pid) -> str:
-    """The signal masks of process `pid` (SigBlk, SigIgn, SigCgt from /proc), for the
-    message of a Ctrl-C test that fails: a child that inherited SIGINT blocked or ignored
-    never sees the signal (these tests failed late in full clean-clone runs only)."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            return " ".join(x.strip() for x in fh if x.startswith(("SigBlk", "SigIgn", "SigCgt")))
-    except OSError as err:
-        return f"(no /proc status: {err})"
-
-
 def test_ctrl_c_stops_a_run_inside_one_long_compiled_call_within_seconds(tmp_path):
     # two save times: the whole evolution is one compiled call; over t_end = 3e6 it took
     # ~20 s and more uninterrupted, and t_end = 3e7 takes at least as long (ten times the
@@ -225,7 +215,7 @@ def test_ctrl_c_stops_a_run_inside_one_long_compiled_call_within_seconds(tmp_pat
         # then tracing and compiling (a few s), and the call itself (minutes)
         time.sleep(3.0)
         assert p.poll() is None, "the run ended before the signal"
-        masks = f"child: {_signal_masks(p.pid)}; this process: {_signal_masks('self')}"
+        masks = f"child: {signal_masks(p.pid)}; this process: {signal_masks('self')}"
         sent = time.monotonic()
         p.send_signal(signal.SIGINT)
         try:
