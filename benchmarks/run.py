@@ -91,9 +91,8 @@ def regime_a(n: int):
 TAU0_AL = kinetics.to_internal(438.0, "ns", dimension="time", name="tau0", t_c_kelvin=1.19)
 
 
-def regime_b(n: int, power: float = 1e-8):
-    t = 0.3
-    grid = kinetics.Grid(n=n, xi_max=15.0)
+def _phonons_and_drive(t: float, grid, power: float):
+    """Thermal phonons at T = t and a drive at half the gap, no tau_in; saves to t = 1e7."""
     d0 = kinetics.equilibrium_gap(t, grid)
     baths = [
         kinetics.Phonons(tau0=TAU0_AL, t_ph=t),
@@ -101,22 +100,18 @@ def regime_b(n: int, power: float = 1e-8):
     ]
     model = kinetics.Model(t_qp=t, tau_in=None, baths=baths, grid=grid)
     return model, np.concatenate([[0.0], np.logspace(3.0, 7.0, 5)])
+
+
+def regime_b(n: int, power: float = 1e-8):
+    return _phonons_and_drive(0.3, kinetics.Grid(n=n, xi_max=15.0), power)
 
 
 def regime_c(n: int, power: float = 1e-8):
     """Regime (b) at 0.1 T_c (aluminium at ~120 mK) on the low-temperature grid
-    (``Grid.for_temperature``: the uniform core shrinks to 3 sqrt(Delta T) = 0.73), where
+    (``Grid.for_temperature``: the uniform core shrinks to 3 sqrt(Delta T) = 1.26, from 2), where
     the thermal structure sits within ~sqrt(Delta T) of the gap edge: the grids of the
     qubit and resonator corner (issue 18 item 6). Used by benchmarks.krylov only."""
-    t = 0.1
-    grid = kinetics.Grid.for_temperature(t, xi_max=15.0, n=n)
-    d0 = kinetics.equilibrium_gap(t, grid)
-    baths = [
-        kinetics.Phonons(tau0=TAU0_AL, t_ph=t),
-        kinetics.ClassicalDrive(omega_d=0.5 * d0, power=power),
-    ]
-    model = kinetics.Model(t_qp=t, tau_in=None, baths=baths, grid=grid)
-    return model, np.concatenate([[0.0], np.logspace(3.0, 7.0, 5)])
+    return _phonons_and_drive(0.1, kinetics.Grid.for_temperature(0.1, xi_max=15.0, n=n), power)
 
 
 REGIMES = {"a": regime_a, "b": regime_b}
