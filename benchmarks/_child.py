@@ -4,6 +4,7 @@ Standard library only: the parent process of a benchmark stays free of JAX."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -30,3 +31,22 @@ def run_child(args: list[str], max_gib: float) -> tuple[int | None, str | None]:
             return None, f"stopped at {rss:.1f} GiB"
         time.sleep(0.05)
     return proc.returncode, None
+
+
+def child_rows(module: str, prefix: str, n: int, kinds, max_gib: float, tmp: str) -> list[dict]:
+    """Run ``python -m <module> --child N OUT KINDS...`` (its rows, one per kind, in the JSON
+    file OUT, rewritten after each kind); a kind the child did not finish (stopped at
+    `max_gib`, or an exit) gets a row with its status."""
+    out = os.path.join(tmp, f"{prefix}-{n}.json")
+    if os.path.exists(out):
+        os.remove(out)
+    code, stopped = run_child([module, "--child", str(n), out, *kinds], max_gib)
+    rows = []
+    if os.path.exists(out):
+        with open(out) as fh:
+            rows = json.load(fh)
+    done = {r["kind"] for r in rows}
+    for kind in kinds:
+        if kind not in done:
+            rows.append({"n": n, "kind": kind, "status": stopped or f"exit {code}"})
+    return rows

@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import sys
 import time
 
-from benchmarks._child import run_child
+from benchmarks._child import child_rows
 
 RTOL, ATOL = 1e-8, 1e-12
 
@@ -145,23 +144,6 @@ def _child(n: int, kinds: list[str], out: str):
         json.dump(rows, fh)
 
 
-def _run(n, kinds, max_gib, tmp):
-    out = os.path.join(tmp, f"cvode-krylov-{n}.json")
-    if os.path.exists(out):
-        os.remove(out)
-    code, stopped = run_child(["benchmarks.cvode_krylov", "--child", str(n), out, *kinds],
-                              max_gib)
-    rows = []
-    if os.path.exists(out):
-        with open(out) as fh:
-            rows = json.load(fh)
-    done = {r["kind"] for r in rows}
-    for kind in kinds:
-        if kind not in done:
-            rows.append({"n": n, "kind": kind, "status": stopped or f"exit {code}"})
-    return rows
-
-
 def _table(rows):
     head = ("| N | kind | warm s | steps | rhs | Jacobians / diagonals | linear it. "
             "| peak RSS GiB | max rel diff |")
@@ -187,7 +169,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     rows = []
     for n in args.sizes:
-        for row in _run(n, args.kinds, args.max_gib, args.tmp):
+        for row in child_rows("benchmarks.cvode_krylov", "cvode-krylov", n, args.kinds,
+                              args.max_gib, args.tmp):
             rows.append(row)
             print(json.dumps(row), flush=True)
     print(_table(rows))

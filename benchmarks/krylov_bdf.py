@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import sys
 import time
 
-from benchmarks._child import run_child
+from benchmarks._child import child_rows
 
 
 def _child(n: int, kinds: list[str], out: str):
@@ -59,23 +58,6 @@ def _child(n: int, kinds: list[str], out: str):
             json.dump(rows, fh)
 
 
-def _run(n, kinds, max_gib, tmp):
-    out = os.path.join(tmp, f"krylov-bdf-{n}.json")
-    if os.path.exists(out):
-        os.remove(out)
-    code, stopped = run_child(["benchmarks.krylov_bdf", "--child", str(n), out, *kinds],
-                              max_gib)
-    rows = []
-    if os.path.exists(out):
-        with open(out) as fh:
-            rows = json.load(fh)
-    done = {r["kind"] for r in rows}
-    for kind in kinds:
-        if kind not in done:
-            rows.append({"n": n, "kind": kind, "status": stopped or f"exit {code}"})
-    return rows
-
-
 def _table(rows):
     head = ("| N | kind | warm s | steps | Jacobians | LUs | GMRES solves | it./solve "
             "| peak RSS GiB | max rel diff |")
@@ -102,7 +84,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     rows = []
     for n in args.sizes:
-        for row in _run(n, args.kinds, args.max_gib, args.tmp):
+        for row in child_rows("benchmarks.krylov_bdf", "krylov-bdf", n, args.kinds, args.max_gib,
+                              args.tmp):
             rows.append(row)
             print(json.dumps(row), flush=True)
     print(_table(rows))
